@@ -1,0 +1,67 @@
+"""Domain errors shared by every layer; the service and the CLI map them to answers."""
+
+from __future__ import annotations
+
+
+class PenchantError(Exception):
+    """Base of every error Penchant raises on purpose.
+
+    Attributes:
+        code: a stable machine-readable code, used in API error bodies.
+        field: the offending input field, when one can be named.
+    """
+
+    code = "error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(PenchantError):
+    """Input that fails validation (a field, a file row, a config value)."""
+
+    code = "invalid_input"
+
+
+class NotFound(PenchantError):
+    """A record that does not exist in this tenant."""
+
+    code = "not_found"
+
+
+class Conflict(PenchantError):
+    """A write that contradicts what is already stored."""
+
+    code = "conflict"
+
+
+class Unauthorized(PenchantError):
+    """No credential, or one that is not valid."""
+
+    code = "unauthorized"
+
+
+class Forbidden(PenchantError):
+    """A valid credential without the scope the operation needs."""
+
+    code = "forbidden"
+
+
+class PayloadTooLarge(PenchantError):
+    """A request body or batch over the configured limit."""
+
+    code = "payload_too_large"
+
+
+class ConfigError(PenchantError):
+    """A configuration that cannot be used."""
+
+    code = "config_error"
+
+
+class StoreError(PenchantError):
+    """A storage backend that cannot be reached or used."""
+
+    code = "store_error"

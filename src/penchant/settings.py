@@ -1,0 +1,131 @@
+"""The one Settings tree: defaults < penchant.toml < PENCHANT_* environment, read at the edge."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from penchant.errors import ConfigError
+
+CONFIG_FILE = "penchant.toml"
+DB_FILE = "penchant.db"
+
+
+class StoreSettings(BaseModel):
+    """Where events, catalog and keys live."""
+
+    url: str | None = Field(
+        default=None,
+        description="sqlite:///path or postgresql://...; default: penchant.db in the data directory",
+    )
+    synchronous: Literal["FULL", "NORMAL", "OFF"] = Field(
+        default="FULL",
+        description="SQLite durability: FULL survives power loss, NORMAL only a process crash",
+    )
+    busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+
+class StateSettings(BaseModel):
+    """Online state (recent events, counters, bandit state): memory:// or redis://host:port/db."""
+
+    url: str = "memory://"
+
+
+class ServiceSettings(BaseModel):
+    """The HTTP service."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_batch: int = Field(default=10_000, ge=1)
+    workers: int = Field(default=1, ge=1)
+
+
+class EventSettings(BaseModel):
+    """The event vocabulary beyond the built-in types."""
+
+    custom_types: list[str] = Field(default_factory=list)
+
+    @field_validator("custom_types")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name or not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"custom event type {name!r} must be letters, digits, _ or -")
+        return value
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Build it with `load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PENCHANT_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Path("penchant-data")
+    tenant: str = "default"
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file values, which arrive as init arguments.
+        return (env_settings, init_settings)
+
+    @property
+    def store_url(self) -> str:
+        """The store URL, defaulting to the SQLite file in the data directory."""
+        return self.store.url or f"sqlite:///{self.data_dir / DB_FILE}"
+
+    @property
+    def key_file(self) -> Path:
+        """Where `penchant init` keeps the local admin key."""
+        return self.data_dir / "admin.key"
+
+
+def load_settings(data_dir: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read settings for a data directory.
+
+    Args:
+        data_dir: the data directory; default `PENCHANT_DATA_DIR` or `./penchant-data`.
+        overrides: top-level values that win over the file (not over the environment).
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: the config file or a value in it is invalid.
+    """
+    resolved = Path(data_dir or os.environ.get("PENCHANT_DATA_DIR") or "penchant-data")
+    values: dict[str, Any] = {}
+    path = resolved / CONFIG_FILE
+    if path.exists():
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    values.update(overrides)
+    values["data_dir"] = resolved
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"config {where}: {first['msg']}", field=where) from exc
+    # The resolved directory wins: an explicit --data-dir must beat the environment.
+    settings.data_dir = resolved
+    return settings

@@ -1,0 +1,90 @@
+"""Storage: small interfaces by kind of data, each backend chosen by URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from penchant.store.base import (
+    EVENT_COLUMNS,
+    EVENT_TABLE_SCHEMA,
+    Ack,
+    ApiKeyRecord,
+    CatalogStore,
+    DataQuality,
+    EventFilter,
+    EventStore,
+    KeyStore,
+)
+from penchant.store.convert import events_to_table
+from penchant.store.sql.catalog import SqlCatalogStore
+from penchant.store.sql.dictionary import Dictionary
+from penchant.store.sql.engine import Synchronous, make_engine, migrate
+from penchant.store.sql.events import SqlEventStore
+from penchant.store.sql.keys import SqlKeyStore
+from penchant.store.sql.quality import data_quality
+
+
+@dataclass
+class Store:
+    """The persistent stores of one deployment, sharing one database."""
+
+    url: str
+    events: EventStore
+    catalog: CatalogStore
+    keys: KeyStore
+    engine: Engine
+    _codes: Dictionary
+
+    def quality(self, tenant: str) -> DataQuality:
+        """The data-quality report of a tenant (counts, unknown items, event mix)."""
+        return data_quality(self.engine, self._codes, tenant)
+
+    def erase_user(self, tenant: str, user_id: str) -> int:
+        """Delete a user's events and catalog record; return the number of events deleted."""
+        deleted = self.events.delete_user(tenant, user_id)
+        self.catalog.delete_user(tenant, user_id)
+        return deleted
+
+    def close(self) -> None:
+        """Release connections."""
+        self.engine.dispose()
+
+
+def open_store(
+    url: str, *, synchronous: Synchronous = "FULL", busy_timeout_ms: int = 30_000
+) -> Store:
+    """Open (and migrate) the store at a URL: `sqlite:///file.db` or `postgresql://...`.
+
+    Raises:
+        ConfigError: the URL is not supported.
+        StoreError: the database cannot be reached.
+    """
+    engine = make_engine(url, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+    migrate(engine)
+    codes = Dictionary()
+    return Store(
+        url=url,
+        events=SqlEventStore(engine, codes),
+        catalog=SqlCatalogStore(engine, codes),
+        keys=SqlKeyStore(engine),
+        engine=engine,
+        _codes=codes,
+    )
+
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "EVENT_TABLE_SCHEMA",
+    "Ack",
+    "ApiKeyRecord",
+    "CatalogStore",
+    "DataQuality",
+    "EventFilter",
+    "EventStore",
+    "KeyStore",
+    "Store",
+    "events_to_table",
+    "open_store",
+]

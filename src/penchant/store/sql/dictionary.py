@@ -1,0 +1,144 @@
+"""Dictionary encoding of tenants, users, sessions, items and event types into integers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from penchant.store.sql.tables import dictionary, tenants
+
+_CHUNK = 500  # keeps every IN (...) list under SQLite's parameter limit
+_MAX_CACHED = 4_000_000  # entries per tenant before the cache starts over
+
+
+def placeholder(conn: Connection) -> str:
+    """The DBAPI parameter marker of a connection's driver."""
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
+def raw_cursor(conn: Connection) -> Any:
+    """A DBAPI cursor on the same connection and transaction, for bulk statements."""
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    """Consecutive slices of at most `size` values."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class Dictionary:
+    """Maps external keys to integer codes, with a per-process cache.
+
+    Codes of erased keys are deleted; every erasure bumps the tenant's epoch, and a writer
+    that sees a new epoch inside its transaction drops its cached codes for that tenant.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tenants: dict[str, int] = {}
+        self._epochs: dict[int, int] = {}
+        self._codes: dict[tuple[int, int], dict[str, int]] = {}
+
+    def tenant(self, conn: Connection, tenant: str, *, create: bool) -> int | None:
+        """The code of a tenant; with `create`, made on first use."""
+        cached = self._tenants.get(tenant)
+        if cached is not None:
+            return cached
+        row = conn.execute(select(tenants.c.ix).where(tenants.c.id == tenant)).first()
+        if row is None:
+            if not create:
+                return None
+            ph = placeholder(conn)
+            cur = raw_cursor(conn)
+            cur.execute(
+                f"INSERT INTO tenants (id, epoch, created_at) VALUES ({ph}, 0, {ph}) "
+                "ON CONFLICT (id) DO NOTHING",
+                (tenant, int(time.time() * 1_000_000)),
+            )
+            row = conn.execute(select(tenants.c.ix).where(tenants.c.id == tenant)).first()
+            assert row is not None
+        with self._lock:
+            self._tenants[tenant] = int(row[0])
+        return int(row[0])
+
+    def sync_epoch(self, conn: Connection, tenant_ix: int) -> None:
+        """Drop cached codes of a tenant if an erasure happened since they were read."""
+        row = conn.execute(select(tenants.c.epoch).where(tenants.c.ix == tenant_ix)).first()
+        epoch = int(row[0]) if row else 0
+        if self._epochs.get(tenant_ix) != epoch:
+            with self._lock:
+                for key in [k for k in self._codes if k[0] == tenant_ix]:
+                    del self._codes[key]
+                self._epochs[tenant_ix] = epoch
+
+    def bump_epoch(self, conn: Connection, tenant_ix: int) -> None:
+        """Record that codes of this tenant were deleted."""
+        conn.execute(
+            tenants.update().where(tenants.c.ix == tenant_ix).values(epoch=tenants.c.epoch + 1)
+        )
+        with self._lock:
+            for key in [k for k in self._codes if k[0] == tenant_ix]:
+                del self._codes[key]
+            self._epochs.pop(tenant_ix, None)
+
+    def encode(
+        self, conn: Connection, tenant_ix: int, kind: int, keys: Sequence[str]
+    ) -> dict[str, int]:
+        """Codes for distinct keys, creating the missing ones (call inside a write transaction)."""
+        cache = self._codes.setdefault((tenant_ix, kind), {})
+        missing = [k for k in keys if k not in cache]
+        if missing:
+            ph = placeholder(conn)
+            cur = raw_cursor(conn)
+            cur.executemany(
+                f"INSERT INTO dictionary (tenant_ix, kind, key) VALUES ({ph}, {ph}, {ph}) "
+                "ON CONFLICT (tenant_ix, kind, key) DO NOTHING",
+                [(tenant_ix, kind, k) for k in missing],
+            )
+            found = self._select(conn, tenant_ix, kind, missing)
+            with self._lock:
+                if len(cache) + len(found) > _MAX_CACHED:
+                    cache.clear()
+                cache.update(found)
+            return {k: found[k] if k in found else cache[k] for k in keys}
+        return {k: cache[k] for k in keys}
+
+    def lookup(self, conn: Connection, tenant_ix: int, kind: int, key: str) -> int | None:
+        """The code of one key, or None if it was never stored."""
+        found = self._select(conn, tenant_ix, kind, [key])
+        return found.get(key)
+
+    def decode(self, conn: Connection, codes: Iterable[int]) -> dict[int, str]:
+        """Keys of codes (codes are unique across tenants and kinds)."""
+        wanted = sorted(set(codes))
+        out: dict[int, str] = {}
+        for part in chunks(wanted):
+            rows = conn.execute(
+                select(dictionary.c.ix, dictionary.c.key).where(dictionary.c.ix.in_(part))
+            )
+            out.update({int(ix): str(key) for ix, key in rows})
+        return out
+
+    def delete(self, conn: Connection, code: int) -> None:
+        """Forget one code (its key is erased)."""
+        conn.execute(dictionary.delete().where(dictionary.c.ix == code))
+
+    def _select(
+        self, conn: Connection, tenant_ix: int, kind: int, keys: Sequence[str]
+    ) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for part in chunks(keys):
+            rows = conn.execute(
+                select(dictionary.c.key, dictionary.c.ix).where(
+                    dictionary.c.tenant_ix == tenant_ix,
+                    dictionary.c.kind == kind,
+                    dictionary.c.key.in_(part),
+                )
+            )
+            out.update({str(key): int(ix) for key, ix in rows})
+        return out

@@ -1,0 +1,124 @@
+"""Table definitions shared by both SQL backends; migrations create exactly these.
+
+Events are dictionary-encoded: user, session, item and type are small integers pointing into
+`dictionary`. That keeps the append-only log narrow, which is what lets bulk import run at
+hundreds of thousands of rows a second, and hands training integer codes directly.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+#: A 64-bit integer that is the rowid alias on SQLite.
+RowId = BigInteger().with_variant(Integer, "sqlite")
+
+KIND_USER = 1
+KIND_SESSION = 2
+KIND_ITEM = 3
+KIND_TYPE = 4
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("ix", Integer, primary_key=True, autoincrement=True),
+    Column("id", Text, nullable=False, unique=True),
+    # Bumped by every erasure, so that writers drop cached dictionary codes.
+    Column("epoch", BigInteger, nullable=False, server_default=text("0")),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+dictionary = Table(
+    "dictionary",
+    metadata,
+    Column("ix", RowId, primary_key=True, autoincrement=True),
+    Column("tenant_ix", Integer, nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("key", Text, nullable=False),
+    UniqueConstraint("tenant_ix", "kind", "key", name="uq_dictionary_key"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", RowId, primary_key=True, autoincrement=True),
+    Column("tenant_ix", Integer, nullable=False),
+    Column("event_id", Text, nullable=True),
+    Column("user_ix", BigInteger, nullable=True),
+    Column("session_ix", BigInteger, nullable=True),
+    Column("item_ix", BigInteger, nullable=True),
+    Column("type_ix", BigInteger, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("context", Text, nullable=True),
+    Index(
+        "ux_events_event_id",
+        "tenant_ix",
+        "event_id",
+        unique=True,
+        sqlite_where=text("event_id IS NOT NULL"),
+        postgresql_where=text("event_id IS NOT NULL"),
+    ),
+)
+
+import_batches = Table(
+    "import_batches",
+    metadata,
+    Column("tenant_ix", Integer, primary_key=True),
+    Column("batch_key", Text, primary_key=True),
+    Column("stored", BigInteger, nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("tenant_ix", Integer, primary_key=True),
+    Column("item_id", Text, primary_key=True),
+    Column("title", Text),
+    Column("text", Text),
+    Column("categories", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("provider", Text),
+    Column("attributes", Text, nullable=False),
+    Column("published_at", BigInteger),
+    Column("expires_at", BigInteger),
+    Column("available", Boolean, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("tenant_ix", Integer, primary_key=True),
+    Column("user_id", Text, primary_key=True),
+    Column("attributes", Text, nullable=False),
+    Column("consent", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", Text, primary_key=True),
+    Column("tenant", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("secret_hash", Text, nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+)

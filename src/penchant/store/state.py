@@ -1,0 +1,199 @@
+"""Online state (recent events, seen sets, counters, bandit state): in-process or Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Protocol
+
+from penchant.errors import ConfigError, StoreError
+
+
+class StateStore(Protocol):
+    """Small, fast, per-tenant key-value state. Values are bytes; lists hold strings."""
+
+    def get(self, tenant: str, key: str) -> bytes | None:
+        """The value of a key, or None if absent or expired."""
+        ...
+
+    def set(self, tenant: str, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        """Set a value, optionally expiring after `ttl_s` seconds."""
+        ...
+
+    def incr(self, tenant: str, key: str, amount: int = 1) -> int:
+        """Add to an integer counter (created at 0) and return the new value."""
+        ...
+
+    def push_recent(self, tenant: str, key: str, value: str, maxlen: int) -> None:
+        """Prepend to a bounded list that keeps the newest `maxlen` values."""
+        ...
+
+    def recent(self, tenant: str, key: str, n: int) -> list[str]:
+        """The newest `n` values of a list, newest first."""
+        ...
+
+    def delete(self, tenant: str, *keys: str) -> int:
+        """Delete keys; return how many existed."""
+        ...
+
+    def delete_prefix(self, tenant: str, prefix: str) -> int:
+        """Delete every key of a tenant that starts with `prefix` (used by erasure)."""
+        ...
+
+
+class MemoryState:
+    """`StateStore` in this process: the embedded default; lost on restart by design."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, str], tuple[Any, float | None]] = {}
+
+    def _live(self, k: tuple[str, str]) -> Any:
+        entry = self._values.get(k)
+        if entry is None:
+            return None
+        value, expires = entry
+        if expires is not None and expires <= time.monotonic():
+            del self._values[k]
+            return None
+        return value
+
+    def get(self, tenant: str, key: str) -> bytes | None:
+        """See `StateStore.get`."""
+        with self._lock:
+            value = self._live((tenant, key))
+        if value is None or isinstance(value, bytes):
+            return value
+        return str(value).encode()
+
+    def set(self, tenant: str, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        """See `StateStore.set`."""
+        expires = time.monotonic() + ttl_s if ttl_s is not None else None
+        with self._lock:
+            self._values[(tenant, key)] = (bytes(value), expires)
+
+    def incr(self, tenant: str, key: str, amount: int = 1) -> int:
+        """See `StateStore.incr`."""
+        with self._lock:
+            current = self._live((tenant, key))
+            try:
+                value = int(current or 0) + amount
+            except ValueError as exc:
+                raise StoreError(f"state key {key!r} does not hold an integer") from exc
+            expires = self._values.get((tenant, key), (None, None))[1]
+            self._values[(tenant, key)] = (value, expires)
+            return value
+
+    def push_recent(self, tenant: str, key: str, value: str, maxlen: int) -> None:
+        """See `StateStore.push_recent`."""
+        with self._lock:
+            current = self._live((tenant, key))
+            if not isinstance(current, deque) or current.maxlen != maxlen:
+                current = deque(current or (), maxlen=maxlen)
+            current.appendleft(value)
+            self._values[(tenant, key)] = (current, None)
+
+    def recent(self, tenant: str, key: str, n: int) -> list[str]:
+        """See `StateStore.recent`."""
+        with self._lock:
+            current = self._live((tenant, key))
+            return list(current)[:n] if isinstance(current, deque) else []
+
+    def delete(self, tenant: str, *keys: str) -> int:
+        """See `StateStore.delete`."""
+        with self._lock:
+            found = [k for k in keys if self._live((tenant, k)) is not None]
+            for k in found:
+                del self._values[(tenant, k)]
+            return len(found)
+
+    def delete_prefix(self, tenant: str, prefix: str) -> int:
+        """See `StateStore.delete_prefix`."""
+        with self._lock:
+            doomed = [k for k in self._values if k[0] == tenant and k[1].startswith(prefix)]
+            for k in doomed:
+                del self._values[k]
+            return len(doomed)
+
+
+class RedisState:
+    """`StateStore` on Redis, shared by every worker. Keys are `penchant:{tenant}:{key}`."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis: Any = redis.Redis.from_url(url)
+        try:
+            self._redis.ping()
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot reach Redis at {url}: {exc}") from exc
+
+    @staticmethod
+    def _key(tenant: str, key: str) -> str:
+        return f"penchant:{tenant}:{key}"
+
+    def get(self, tenant: str, key: str) -> bytes | None:
+        """See `StateStore.get`."""
+        value = self._redis.get(self._key(tenant, key))
+        return bytes(value) if value is not None else None
+
+    def set(self, tenant: str, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        """See `StateStore.set`."""
+        px = max(1, int(ttl_s * 1000)) if ttl_s is not None else None
+        self._redis.set(self._key(tenant, key), value, px=px)
+
+    def incr(self, tenant: str, key: str, amount: int = 1) -> int:
+        """See `StateStore.incr`."""
+        return int(self._redis.incrby(self._key(tenant, key), amount))
+
+    def push_recent(self, tenant: str, key: str, value: str, maxlen: int) -> None:
+        """See `StateStore.push_recent`; push and trim run as one transaction."""
+        name = self._key(tenant, key)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.lpush(name, value)
+        pipe.ltrim(name, 0, maxlen - 1)
+        pipe.execute()
+
+    def recent(self, tenant: str, key: str, n: int) -> list[str]:
+        """See `StateStore.recent`."""
+        return [v.decode() for v in self._redis.lrange(self._key(tenant, key), 0, n - 1)]
+
+    def delete(self, tenant: str, *keys: str) -> int:
+        """See `StateStore.delete`."""
+        if not keys:
+            return 0
+        return int(self._redis.delete(*(self._key(tenant, k) for k in keys)))
+
+    def delete_prefix(self, tenant: str, prefix: str) -> int:
+        """See `StateStore.delete_prefix`."""
+        pattern = _glob_escape(self._key(tenant, prefix)) + "*"
+        deleted = 0
+        batch: list[bytes] = []
+        for name in self._redis.scan_iter(match=pattern, count=1000):
+            batch.append(name)
+            if len(batch) >= 1000:
+                deleted += int(self._redis.delete(*batch))
+                batch = []
+        if batch:
+            deleted += int(self._redis.delete(*batch))
+        return deleted
+
+
+def _glob_escape(text: str) -> str:
+    """Escape Redis glob characters so a tenant or prefix matches only itself."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def open_state(url: str) -> StateStore:
+    """Open online state by URL: `memory://` or `redis://host:port/db`.
+
+    Raises:
+        ConfigError: unsupported URL.
+        StoreError: Redis cannot be reached.
+    """
+    if url.startswith("memory:"):
+        return MemoryState()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisState(url)
+    raise ConfigError(f"unsupported state URL {url!r}; use memory:// or redis://", field="state.url")

@@ -56,10 +56,7 @@ def pg_url() -> Iterator[str]:
     admin = f"host={PG_HOST} port={PG_PORT} dbname={PG_DB} user=postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield (
-        f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{PG_DB}"
-        f"?options=-csearch_path%3D{schema}"
-    )
+    yield (f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{PG_DB}?options=-csearch_path%3D{schema}")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 

@@ -15,9 +15,7 @@ from penchant.schema import Event
 from penchant.store import Store, open_store
 from penchant.types import BUILTIN_EVENT_TYPES
 
-ids = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40
-)
+ids = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)
 events = st.builds(
     lambda eid, user, session, item, kind, value, ts, pos: Event.model_validate(
         {

@@ -8,9 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, StringConstraints
 
 #: An external id: 1 to 256 characters, no control characters.
-Id = Annotated[
-    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")
-]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 #: A JSON value allowed in free-form attributes.
 AttributeValue = str | int | float | bool | None | list[str | int | float | bool]

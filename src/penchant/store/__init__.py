@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
+from penchant.errors import StoreError
 from penchant.store.base import (
     EVENT_COLUMNS,
     EVENT_TABLE_SCHEMA,
@@ -62,7 +64,11 @@ def open_store(
         StoreError: the database cannot be reached.
     """
     engine = make_engine(url, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
-    migrate(engine)
+    try:
+        migrate(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open the store: {exc.orig}") from exc
     codes = Dictionary()
     return Store(
         url=url,

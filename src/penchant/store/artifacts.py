@@ -42,8 +42,8 @@ class LocalArtifactStore:
 
     def path(self, tenant: str, name: str, version: str) -> Path:
         """The directory of a stored version."""
-        final = self.root / _check("tenant", tenant) / _check("name", name) / _check(
-            "version", version
+        final = (
+            self.root / _check("tenant", tenant) / _check("name", name) / _check("version", version)
         )
         if not final.is_dir():
             raise NotFound(f"no artifact {name} version {version}")

@@ -196,4 +196,6 @@ def open_state(url: str) -> StateStore:
         return MemoryState()
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisState(url)
-    raise ConfigError(f"unsupported state URL {url!r}; use memory:// or redis://", field="state.url")
+    raise ConfigError(
+        f"unsupported state URL {url!r}; use memory:// or redis://", field="state.url"
+    )

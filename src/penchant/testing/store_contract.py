@@ -21,12 +21,19 @@ from penchant.types import Purpose
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def ev(n: int, user: str | None = "u1", item: str | None = "i1", kind: str = "click",
-       **extra: object) -> Event:
+def ev(
+    n: int, user: str | None = "u1", item: str | None = "i1", kind: str = "click", **extra: object
+) -> Event:
     """An event with id `e{n}` at `T0 + n` seconds."""
     return Event.model_validate(
-        {"event_id": f"e{n}", "user_id": user, "item_id": item, "type": kind,
-         "timestamp": T0 + timedelta(seconds=n), **extra}
+        {
+            "event_id": f"e{n}",
+            "user_id": user,
+            "item_id": item,
+            "type": kind,
+            "timestamp": T0 + timedelta(seconds=n),
+            **extra,
+        }
     )
 
 
@@ -42,11 +49,27 @@ class StoreContract:
     # -- events ---------------------------------------------------------------------------
     def test_append_then_scan_round_trips_every_field(self, store: Store) -> None:
         sent = [
-            ev(1, value=None, context={"request_id": "r1", "surface": "home", "position": 0,
-                                       "propensity": 0.5, "attributes": {"ab": "x"}}),
-            Event.model_validate({"event_id": "e2", "session_id": "s9", "item_id": "i2",
-                                  "type": "rating", "value": 4.5,
-                                  "timestamp": T0 + timedelta(seconds=2)}),
+            ev(
+                1,
+                value=None,
+                context={
+                    "request_id": "r1",
+                    "surface": "home",
+                    "position": 0,
+                    "propensity": 0.5,
+                    "attributes": {"ab": "x"},
+                },
+            ),
+            Event.model_validate(
+                {
+                    "event_id": "e2",
+                    "session_id": "s9",
+                    "item_id": "i2",
+                    "type": "rating",
+                    "value": 4.5,
+                    "timestamp": T0 + timedelta(seconds=2),
+                }
+            ),
             ev(3, item=None, kind="view"),
         ]
         ack = store.events.append("t", sent)
@@ -93,10 +116,21 @@ class StoreContract:
         assert store.events.count("a") == 1
 
     def test_scan_filters(self, store: Store) -> None:
-        store.events.append("t", [ev(1, user="u1", item="i1"), ev(2, user="u2", item="i1"),
-                                  ev(3, user="u1", item="i2", kind="purchase"),
-                                  Event(event_id="e4", session_id="s1", item_id="i2",
-                                        type="view", timestamp=T0 + timedelta(seconds=4))])
+        store.events.append(
+            "t",
+            [
+                ev(1, user="u1", item="i1"),
+                ev(2, user="u2", item="i1"),
+                ev(3, user="u1", item="i2", kind="purchase"),
+                Event(
+                    event_id="e4",
+                    session_id="s1",
+                    item_id="i2",
+                    type="view",
+                    timestamp=T0 + timedelta(seconds=4),
+                ),
+            ],
+        )
 
         def ids(where: EventFilter) -> list[str | None]:
             return [e.event_id for b in store.events.scan("t", where) for e in b]
@@ -105,8 +139,9 @@ class StoreContract:
         assert ids(EventFilter(session_id="s1")) == ["e4"]
         assert ids(EventFilter(item_id="i2")) == ["e3", "e4"]
         assert ids(EventFilter(types=("purchase", "view"))) == ["e3", "e4"]
-        assert ids(EventFilter(since=T0 + timedelta(seconds=2),
-                               until=T0 + timedelta(seconds=4))) == ["e2", "e3"]
+        assert ids(
+            EventFilter(since=T0 + timedelta(seconds=2), until=T0 + timedelta(seconds=4))
+        ) == ["e2", "e3"]
         assert ids(EventFilter(user_id="nobody")) == []
 
     def test_scan_streams_in_batches_in_stored_order(self, store: Store) -> None:
@@ -116,11 +151,16 @@ class StoreContract:
         assert [e.event_id for b in batches for e in b] == [f"e{n}" for n in range(1, 26)]
 
     def test_interactions_are_columnar_and_complete(self, store: Store) -> None:
-        store.events.append("t", [ev(n, user=f"u{n % 3}", item=f"i{n % 4}",
-                                     kind="rating", value=float(n % 5 + 1))
-                                  for n in range(1, 11)])
-        store.events.append("t", [Event(event_id="s", session_id="s1", item_id="i9",
-                                        type="view", timestamp=T0)])
+        store.events.append(
+            "t",
+            [
+                ev(n, user=f"u{n % 3}", item=f"i{n % 4}", kind="rating", value=float(n % 5 + 1))
+                for n in range(1, 11)
+            ],
+        )
+        store.events.append(
+            "t", [Event(event_id="s", session_id="s1", item_id="i9", type="view", timestamp=T0)]
+        )
         table = pa.concat_tables(
             [t.cast(t.schema) for t in store.events.interactions("t", batch_size=4)],
             promote_options="permissive",
@@ -145,8 +185,9 @@ class StoreContract:
         assert list(store.events.scan("t", EventFilter(user_id="gone"))) == []
         # A later event for the same id is a fresh start, not a resurrection of old rows.
         store.events.append("t", [ev(4, user="gone")])
-        assert [e.event_id for b in store.events.scan("t", EventFilter(user_id="gone"))
-                for e in b] == ["e4"]
+        assert [
+            e.event_id for b in store.events.scan("t", EventFilter(user_id="gone")) for e in b
+        ] == ["e4"]
 
     def test_concurrent_writers_store_each_event_once(self, store: Store) -> None:
         batch = [ev(n) for n in range(200)]
@@ -177,9 +218,18 @@ class StoreContract:
 
     # -- catalog --------------------------------------------------------------------------
     def test_items_round_trip_and_upsert_replaces(self, store: Store) -> None:
-        item = Item(id="i1", title="T", text="body", categories=["news", "sport"], tags=["x"],
-                    provider="p1", attributes={"price": 9.5, "lang": "en", "n": [1, 2]},
-                    published_at=T0, expires_at=T0 + timedelta(days=3), available=False)
+        item = Item(
+            id="i1",
+            title="T",
+            text="body",
+            categories=["news", "sport"],
+            tags=["x"],
+            provider="p1",
+            attributes={"price": 9.5, "lang": "en", "n": [1, 2]},
+            published_at=T0,
+            expires_at=T0 + timedelta(days=3),
+            available=False,
+        )
         assert store.catalog.upsert_items("t", [item]) == 1
         assert store.catalog.get_item("t", "i1") == item
         store.catalog.upsert_items("t", [Item(id="i1", title="new"), Item(id="i1", title="last")])
@@ -190,10 +240,16 @@ class StoreContract:
         assert store.catalog.get_item("t", "i1") is None
 
     def test_users_round_trip_with_consent(self, store: Store) -> None:
-        user = User(id="u1", attributes={"country": "NL"},
-                    consent={Purpose.PERSONALIZATION: ConsentState(granted=True, at=T0),
-                             Purpose.ADVERTISING: ConsentState(granted=False, at=T0,
-                                                               source="banner", version="2")})
+        user = User(
+            id="u1",
+            attributes={"country": "NL"},
+            consent={
+                Purpose.PERSONALIZATION: ConsentState(granted=True, at=T0),
+                Purpose.ADVERTISING: ConsentState(
+                    granted=False, at=T0, source="banner", version="2"
+                ),
+            },
+        )
         store.catalog.upsert_users("t", [user])
         assert store.catalog.get_user("t", "u1") == user
         assert store.catalog.delete_user("t", "u1") is True
@@ -221,8 +277,10 @@ class StoreContract:
         assert store.keys.get_key("nope") is None
 
     def test_quality_counts_events_for_unknown_items(self, store: Store) -> None:
-        store.events.append("t", [ev(1, item="i1"), ev(2, item="i2"), ev(3, item="i2"),
-                                  ev(4, item=None, kind="view")])
+        store.events.append(
+            "t",
+            [ev(1, item="i1"), ev(2, item="i2"), ev(3, item="i2"), ev(4, item=None, kind="view")],
+        )
         q = store.quality("t")
         assert (q.events, q.users, q.items) == (4, 1, 2)
         assert (q.events_unknown_item, q.unknown_items, q.events_without_item) == (3, 2, 1)

@@ -167,7 +167,7 @@ class SqlCatalogStore:
                 rows = conn.execute(stmt.order_by(key).limit(batch_size)).all()
             if not rows:
                 return
-            yield rows
+            yield list(rows)
             if len(rows) < batch_size:
                 return
             after = getattr(rows[-1], key.name)

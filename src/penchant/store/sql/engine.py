@@ -53,7 +53,9 @@ def make_engine(
         return create_engine(
             parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True, pool_size=8
         )
-    raise ConfigError(f"unsupported store URL scheme {parsed.drivername!r}; use sqlite or postgresql")
+    raise ConfigError(
+        f"unsupported store URL scheme {parsed.drivername!r}; use sqlite or postgresql"
+    )
 
 
 def _sqlite_events(engine: Engine, synchronous: Synchronous, busy_timeout_ms: int) -> None:

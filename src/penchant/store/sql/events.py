@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -70,7 +70,7 @@ class SqlEventStore:
             ids: list[str | None] = table.column("event_id").to_pylist()
             keep, duplicates = self._fresh(conn, tenant_ix, ids)
             n = table.num_rows
-            rows = zip(
+            rows: Iterable[tuple[Any, ...]] = zip(
                 [tenant_ix] * n,
                 ids,
                 columns["user_id"],
@@ -155,9 +155,10 @@ class SqlEventStore:
         driver = conn.connection.driver_connection
         keyed = [r[1] for r in rows if r[1] is not None]
         if not keyed:
-            with driver.cursor() as cur, cur.copy(
-                f"COPY events ({_INSERT_COLUMNS}) FROM STDIN"
-            ) as copy:
+            with (
+                driver.cursor() as cur,
+                cur.copy(f"COPY events ({_INSERT_COLUMNS}) FROM STDIN") as copy,
+            ):
                 for row in rows:
                     copy.write_row(row)
             return len(rows), []
@@ -253,9 +254,7 @@ class SqlEventStore:
         return conditions
 
     @staticmethod
-    def _scan_query(
-        conditions: list[ColumnElement[bool]], after: int, limit: int
-    ) -> Select[Any]:
+    def _scan_query(conditions: list[ColumnElement[bool]], after: int, limit: int) -> Select[Any]:
         du, ds, di, dt = (dictionary.alias(n) for n in ("du", "ds", "di", "dt"))
         return (
             select(
@@ -302,7 +301,8 @@ class SqlEventStore:
                 cur.execute(
                     "SELECT seq, COALESCE(user_ix, -1), COALESCE(session_ix, -1), "
                     "COALESCE(item_ix, -1), type_ix, value, ts FROM events "
-                    f"WHERE tenant_ix = {ph} AND seq > {ph}{extra} ORDER BY seq LIMIT {int(batch_size)}",
+                    f"WHERE tenant_ix = {ph} AND seq > {ph}{extra} "
+                    f"ORDER BY seq LIMIT {int(batch_size)}",
                     params,
                 )
                 rows = cur.fetchall()

@@ -89,24 +89,57 @@ class Dictionary:
     def encode(
         self, conn: Connection, tenant_ix: int, kind: int, keys: Sequence[str]
     ) -> dict[str, int]:
-        """Codes for distinct keys, creating the missing ones (call inside a write transaction)."""
+        """Codes for distinct keys, creating the missing ones (call inside a write transaction).
+
+        The returned mapping is read-only for the caller.
+        """
         cache = self._codes.setdefault((tenant_ix, kind), {})
         missing = [k for k in keys if k not in cache]
-        if missing:
-            ph = placeholder(conn)
-            cur = raw_cursor(conn)
-            cur.executemany(
-                f"INSERT INTO dictionary (tenant_ix, kind, key) VALUES ({ph}, {ph}, {ph}) "
-                "ON CONFLICT (tenant_ix, kind, key) DO NOTHING",
-                [(tenant_ix, kind, k) for k in missing],
+        if not missing:
+            return cache
+        found = self._create(conn, tenant_ix, kind, missing)
+        with self._lock:
+            if len(cache) + len(found) > _MAX_CACHED:
+                # Start a fresh cache; the old dict stays intact for anyone reading it.
+                result = {k: cache[k] for k in keys if k in cache}
+                result.update(found)
+                self._codes[(tenant_ix, kind)] = {}
+                return result
+            cache.update(found)
+        return cache
+
+    @staticmethod
+    def _create(conn: Connection, tenant_ix: int, kind: int, keys: list[str]) -> dict[str, int]:
+        """Insert keys that may be new and read back every key's code, in set operations."""
+        cur = raw_cursor(conn)
+        if conn.dialect.name == "postgresql":
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS penchant_keys (key text NOT NULL) "
+                "ON COMMIT DELETE ROWS"
             )
-            found = self._select(conn, tenant_ix, kind, missing)
-            with self._lock:
-                if len(cache) + len(found) > _MAX_CACHED:
-                    cache.clear()
-                cache.update(found)
-            return {k: found[k] if k in found else cache[k] for k in keys}
-        return {k: cache[k] for k in keys}
+            with cur.copy("COPY penchant_keys (key) FROM STDIN") as copy:
+                for key in keys:
+                    copy.write_row((key,))
+        else:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS penchant_keys (key TEXT NOT NULL)")
+            cur.execute("DELETE FROM penchant_keys")
+            cur.executemany("INSERT INTO penchant_keys (key) VALUES (?)", [(k,) for k in keys])
+        ph = placeholder(conn)
+        # "WHERE true" resolves SQLite's parsing ambiguity between a join and ON CONFLICT.
+        cur.execute(
+            f"INSERT INTO dictionary (tenant_ix, kind, key) SELECT {ph}, {ph}, key "
+            "FROM penchant_keys WHERE true ON CONFLICT (tenant_ix, kind, key) DO NOTHING",
+            (tenant_ix, kind),
+        )
+        cur.execute(
+            "SELECT d.key, d.ix FROM penchant_keys t JOIN dictionary d "
+            f"ON d.tenant_ix = {ph} AND d.kind = {ph} AND d.key = t.key",
+            (tenant_ix, kind),
+        )
+        found = {str(key): int(ix) for key, ix in cur.fetchall()}
+        if conn.dialect.name != "postgresql":
+            cur.execute("DELETE FROM penchant_keys")
+        return found
 
     def lookup(self, conn: Connection, tenant_ix: int, kind: int, key: str) -> int | None:
         """The code of one key, or None if it was never stored."""

@@ -77,6 +77,29 @@ class StoreContract:
         got = [e for batch in store.events.scan("t") for e in batch]
         assert [e.model_dump() for e in got] == [e.model_dump() for e in sent]
 
+    def test_a_batch_without_ids_round_trips_every_field(self, store: Store) -> None:
+        sent = [
+            Event.model_validate(
+                {
+                    "user_id": 'u,"1"\u00e9',
+                    "item_id": "i 1",
+                    "type": "rating",
+                    "value": 0.1,
+                    "timestamp": T0,
+                    "context": {
+                        "surface": 'a,"b"',
+                        "locale": "fr-FR",
+                        "attributes": {"q": "line\nbreak"},
+                    },
+                }
+            ),
+            Event.model_validate({"session_id": "s", "type": "view", "timestamp": T0}),
+        ]
+        table = events_to_table(sent)
+        assert store.events.append_table("t", table, batch_key="k").stored == 2
+        got = [e for batch in store.events.scan("t") for e in batch]
+        assert [e.model_dump() for e in got] == [e.model_dump() for e in sent]
+
     def test_same_event_id_is_stored_once_and_reported(self, store: Store) -> None:
         assert store.events.append("t", [ev(1), ev(2)]).stored == 2
         ack = store.events.append("t", [ev(2), ev(3), ev(3)])

@@ -1,0 +1,1 @@
+"""Ingestion: validation, idempotency, bulk import and the simulated world."""

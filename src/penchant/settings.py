@@ -21,7 +21,7 @@ class StoreSettings(BaseModel):
 
     url: str | None = Field(
         default=None,
-        description="sqlite:///path or postgresql://...; default: penchant.db in the data directory",
+        description="sqlite:///path or postgresql://...; default: the data directory's penchant.db",
     )
     synchronous: Literal["FULL", "NORMAL", "OFF"] = Field(
         default="FULL",

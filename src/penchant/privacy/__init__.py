@@ -1,0 +1,1 @@
+"""Privacy: API keys, consent, pseudonymization, erasure and retention."""

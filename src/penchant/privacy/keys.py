@@ -1,0 +1,127 @@
+"""API keys: generated with `secrets`, stored only as hashes, checked in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from penchant.errors import Forbidden, InvalidInput, Unauthorized
+from penchant.store.base import ApiKeyRecord, KeyStore
+from penchant.types import Scope
+
+PREFIX = "pk"
+KEY_ID_BYTES = 6  # 12 hex characters: public, only needs to be unique
+SECRET_BYTES = 32  # 256 bits from the OS generator
+HASH_SCHEME = "sha256"
+
+#: Scopes that grant a scope beyond themselves (`admin` grants every scope).
+IMPLIED_BY: dict[Scope, frozenset[Scope]] = {
+    Scope.CATALOG_READ: frozenset({Scope.CATALOG_WRITE}),
+}
+
+
+def hash_secret(secret: str) -> str:
+    """The stored form of a key secret.
+
+    A plain SHA-256 is enough here, unlike for passwords: the secret is 256 random bits, so
+    nobody can guess it from its hash however fast they can hash, and a slow hash (bcrypt,
+    scrypt) would only add latency to every request.
+    """
+    return f"{HASH_SCHEME}:{hashlib.sha256(secret.encode()).hexdigest()}"
+
+
+def create_key(keys: KeyStore, tenant: str, scopes: Sequence[str], name: str = "") -> str:
+    """Create an API key for a tenant and store its hash.
+
+    Args:
+        keys: where key records are kept.
+        tenant: the tenant the key can reach, and nothing beyond.
+        scopes: what the key may do, names of `penchant.types.Scope`.
+        name: a label for people (which app or person holds the key).
+
+    Returns:
+        The key, `pk_<key_id>_<secret>`. It is shown once: only its hash is stored.
+
+    Raises:
+        InvalidInput: a scope is unknown, or no scope is given.
+    """
+    known = {s.value for s in Scope}
+    unknown = [s for s in scopes if s not in known]
+    if unknown:
+        raise InvalidInput(
+            f"unknown scope {unknown[0]!r}; expected one of {', '.join(sorted(known))}",
+            field="scopes",
+        )
+    if not scopes:
+        raise InvalidInput("a key needs at least one scope", field="scopes")
+    key_id = secrets.token_hex(KEY_ID_BYTES)
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    keys.put_key(
+        ApiKeyRecord(
+            key_id=key_id,
+            tenant=tenant,
+            secret_hash=hash_secret(secret),
+            scopes=tuple(dict.fromkeys(scopes)),
+            name=name,
+            created_at=datetime.now(UTC),
+        )
+    )
+    return f"{PREFIX}_{key_id}_{secret}"
+
+
+def parse_key(token: str) -> tuple[str, str]:
+    """Split a key into its public id and its secret.
+
+    Raises:
+        Unauthorized: the text is not shaped like a key (the message never repeats it).
+    """
+    # The secret is URL-safe base64 and may itself contain "_", so split twice at most.
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != PREFIX or len(parts[1]) != 2 * KEY_ID_BYTES or not parts[2]:
+        raise Unauthorized("malformed API key; expected pk_<key_id>_<secret>")
+    return parts[1], parts[2]
+
+
+def authenticate(keys: KeyStore, token: str) -> ApiKeyRecord:
+    """The key record of a presented key, if the key is valid and not revoked.
+
+    Args:
+        keys: where key records are kept.
+        token: the key as the client sent it.
+
+    Returns:
+        The stored record (tenant and scopes) of the key.
+
+    Raises:
+        Unauthorized: the key is malformed, unknown, wrong or revoked.
+    """
+    key_id, secret = parse_key(token)
+    record = keys.get_key(key_id)
+    presented = hash_secret(secret)
+    # compare_digest takes the same time wherever the hashes differ, so timing tells nothing.
+    if record is None or not hmac.compare_digest(record.secret_hash, presented):
+        raise Unauthorized("invalid API key")
+    if record.revoked_at is not None:
+        raise Unauthorized("API key revoked")
+    return record
+
+
+def has_scope(record: ApiKeyRecord, scope: Scope | str) -> bool:
+    """Whether a key may do what `scope` allows (`admin` allows everything)."""
+    granted = set(record.scopes)
+    if Scope.ADMIN in granted or scope in granted:
+        return True
+    return any(s in granted for s in IMPLIED_BY.get(Scope(scope), ()))
+
+
+def require_scope(record: ApiKeyRecord, scope: Scope | str) -> None:
+    """Check that a key has a scope.
+
+    Raises:
+        Forbidden: the key lacks the scope.
+    """
+    if not has_scope(record, scope):
+        raise Forbidden(f"this API key lacks the {Scope(scope).value!r} scope")

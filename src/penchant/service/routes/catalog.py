@@ -1,0 +1,122 @@
+"""/v1/items and /v1/users: put, get, delete and batch-upsert catalog records of a tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import APIRouter, Path, Response
+
+from penchant.errors import NotFound
+from penchant.ingest.validate import InvalidBatch, parse_record, parse_records
+from penchant.schema import Item, User
+from penchant.service.deps import (
+    BodyDep,
+    CatalogReader,
+    CatalogWriter,
+    PartialQuery,
+    SettingsDep,
+    StoreDep,
+)
+from penchant.service.schemas import (
+    ERROR_RESPONSES,
+    ItemsIn,
+    RowErrorOut,
+    UpsertOut,
+    UsersIn,
+    json_body,
+)
+from penchant.store import Store
+
+R = TypeVar("R", Item, User)
+RecordId = Annotated[str, Path(alias="id", min_length=1, max_length=256)]
+
+
+@dataclass(frozen=True)
+class Resource(Generic[R]):
+    """How one kind of catalog record is named, validated and stored."""
+
+    name: str
+    model: type[R]
+    batch_model: type[ItemsIn | UsersIn]
+    upsert: Callable[[Store, str, Sequence[R]], int]
+    get: Callable[[Store, str, str], R | None]
+    delete: Callable[[Store, str, str], bool]
+
+
+def catalog_router(resource: Resource[R]) -> APIRouter:
+    """The router of one kind of catalog record, under /v1/<name>.
+
+    Args:
+        resource: the record kind.
+
+    Returns:
+        A router with PUT, GET and DELETE by id and a batch POST.
+    """
+    name, model = resource.name, resource.model
+    one = name.removesuffix("s")
+    router = APIRouter(prefix=f"/v1/{name}", tags=[name], responses=ERROR_RESPONSES)
+
+    @router.put("/{id}", response_model=model, openapi_extra=json_body(model, ("id",)))
+    def put_record(key: CatalogWriter, store: StoreDep, record_id: RecordId, body: BodyDep) -> R:
+        """Insert or replace one record; a body `id`, if given, must equal the path id."""
+        record = parse_record(body, model, record_id)
+        resource.upsert(store, key.tenant, [record])
+        return record
+
+    @router.get("/{id}", response_model=model)
+    def get_record(key: CatalogReader, store: StoreDep, record_id: RecordId) -> R:
+        """One record of the key's tenant."""
+        record = resource.get(store, key.tenant, record_id)
+        if record is None:
+            raise NotFound(f"no such {one}", field="id")
+        return record
+
+    @router.delete("/{id}", status_code=204, response_class=Response)
+    def delete_record(key: CatalogWriter, store: StoreDep, record_id: RecordId) -> None:
+        """Delete one catalog record of the key's tenant; a user's events are not touched."""
+        if not resource.delete(store, key.tenant, record_id):
+            raise NotFound(f"no such {one}", field="id")
+
+    @router.post("", response_model=UpsertOut, openapi_extra=json_body(resource.batch_model))
+    def upsert_records(
+        key: CatalogWriter,
+        store: StoreDep,
+        settings: SettingsDep,
+        body: BodyDep,
+        partial: PartialQuery = False,
+    ) -> UpsertOut:
+        """Insert or replace a batch of records; the last record of an id in a batch wins."""
+        batch = parse_records(
+            body, model, name, max_batch=settings.service.max_batch, partial=partial
+        )
+        if batch.errors and not partial:
+            raise InvalidBatch(batch.errors)
+        upserted = resource.upsert(store, key.tenant, batch.records) if batch.records else 0
+        return UpsertOut(upserted=upserted, rejected=RowErrorOut.of(batch.errors))
+
+    return router
+
+
+items = catalog_router(
+    Resource(
+        name="items",
+        model=Item,
+        batch_model=ItemsIn,
+        upsert=lambda store, tenant, records: store.catalog.upsert_items(tenant, records),
+        get=lambda store, tenant, record_id: store.catalog.get_item(tenant, record_id),
+        delete=lambda store, tenant, record_id: store.catalog.delete_item(tenant, record_id),
+    )
+)
+
+users = catalog_router(
+    Resource(
+        name="users",
+        model=User,
+        batch_model=UsersIn,
+        upsert=lambda store, tenant, records: store.catalog.upsert_users(tenant, records),
+        get=lambda store, tenant, record_id: store.catalog.get_user(tenant, record_id),
+        delete=lambda store, tenant, record_id: store.catalog.delete_user(tenant, record_id),
+    )
+)

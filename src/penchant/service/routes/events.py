@@ -1,0 +1,44 @@
+"""POST /v1/events: validate a batch and append it to the tenant's event log."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from penchant.ingest.validate import InvalidBatch, parse_event_batch
+from penchant.service.deps import (
+    BodyDep,
+    EventsWriter,
+    PartialQuery,
+    SettingsDep,
+    StoreDep,
+    VocabularyDep,
+)
+from penchant.service.schemas import ERROR_RESPONSES, EventsIn, EventsOut, RowErrorOut, json_body
+from penchant.store import Ack
+
+router = APIRouter(prefix="/v1/events", tags=["events"], responses=ERROR_RESPONSES)
+
+
+@router.post("", response_model=EventsOut, openapi_extra=json_body(EventsIn))
+def post_events(
+    key: EventsWriter,
+    store: StoreDep,
+    settings: SettingsDep,
+    vocabulary: VocabularyDep,
+    body: BodyDep,
+    partial: PartialQuery = False,
+) -> EventsOut:
+    """Store a batch of events, idempotently on `event_id`.
+
+    The answer comes only after the events are durably stored. With `partial=false` (the
+    default) one invalid event rejects the whole batch with 422 and nothing is stored.
+    """
+    batch = parse_event_batch(
+        body, vocabulary, max_batch=settings.service.max_batch, partial=partial
+    )
+    if batch.errors and not partial:
+        raise InvalidBatch(batch.errors)
+    ack = store.events.append(key.tenant, batch.events) if batch.events else Ack(stored=0)
+    return EventsOut(
+        stored=ack.stored, duplicates=list(ack.duplicates), rejected=RowErrorOut.of(batch.errors)
+    )

@@ -1,0 +1,126 @@
+"""Request and response schemas of the HTTP API, apart from the domain records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from penchant.ingest.validate import RowError
+from penchant.schema import Event, Item, User
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    code: str = Field(description="stable machine-readable code, e.g. invalid_input")
+    message: str
+    field: str | None = Field(default=None, description="the offending field, when known")
+
+
+class RowErrorOut(BaseModel):
+    """Why one row of a batch was rejected."""
+
+    index: int | None = Field(description="position of the row in the batch")
+    field: str = Field(description="e.g. events[3].type")
+    message: str
+
+    @classmethod
+    def of(cls, errors: list[RowError]) -> list[RowErrorOut]:
+        """The API form of validation row errors."""
+        return [cls(index=e.index, field=e.field, message=e.message) for e in errors]
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+    errors: list[RowErrorOut] | None = Field(
+        default=None, description="every rejected row, when a batch was rejected"
+    )
+
+
+#: Error answers every authenticated route can give, for the OpenAPI document.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No API key, or an invalid or revoked one"},
+    403: {"model": ErrorOut, "description": "The API key lacks the scope"},
+    413: {"model": ErrorOut, "description": "Body or batch over the configured limit"},
+    422: {"model": ErrorOut, "description": "Invalid input; `errors` names every bad row"},
+    503: {"model": ErrorOut, "description": "The store is unavailable; retry"},
+}
+
+
+class EventsIn(BaseModel):
+    """A batch of events (documentation only: the route validates the raw body itself)."""
+
+    events: list[Event] = Field(
+        min_length=1,
+        description=(
+            "1 to `service.max_batch` events. Give every event its own `event_id`: it is the "
+            "idempotency key, so a retried batch is stored once. Events without one get a "
+            "server-assigned id, and a retry of them is stored again."
+        ),
+    )
+
+
+class EventsOut(BaseModel):
+    """What a batch of events did. Sent only once the stored events are durable."""
+
+    stored: int = Field(description="events newly stored")
+    duplicates: list[str] = Field(description="event ids already stored, not stored again")
+    rejected: list[RowErrorOut] = Field(description="invalid events left out (partial=true)")
+
+
+class ItemsIn(BaseModel):
+    """A batch of items to insert or replace (documentation only)."""
+
+    items: list[Item] = Field(min_length=1)
+
+
+class UsersIn(BaseModel):
+    """A batch of users to insert or replace (documentation only)."""
+
+    users: list[User] = Field(min_length=1)
+
+
+class UpsertOut(BaseModel):
+    """What a batch upsert did."""
+
+    upserted: int = Field(description="records inserted or replaced")
+    rejected: list[RowErrorOut] = Field(description="invalid records left out (partial=true)")
+
+
+class HealthOut(BaseModel):
+    """Liveness."""
+
+    status: str
+    version: str
+
+
+def json_body(model: type[BaseModel], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An `openapi_extra` documenting a JSON body that a route reads and validates itself.
+
+    Args:
+        model: the schema of the body.
+        optional: required fields the route fills in itself (such as the id from the path).
+
+    Returns:
+        The OpenAPI `requestBody`, with the model's schema inlined.
+    """
+    schema = model.model_json_schema()
+    inlined: dict[str, Any] = _inline(schema, schema.get("$defs", {}))
+    if optional:
+        inlined["required"] = [f for f in inlined.get("required", []) if f not in optional]
+    content = {"application/json": {"schema": inlined}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """A JSON schema with each local `$ref` replaced by its definition (no recursive types)."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node

@@ -14,17 +14,17 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[
 AttributeValue = str | int | float | bool | None | list[str | int | float | bool]
 
 
-def _aware(value: datetime) -> datetime:
-    """Treat a naive datetime as UTC so that every stored time is comparable."""
+def as_utc(value: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is taken to be UTC already."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 def to_micros(value: datetime) -> int:
     """Microseconds since the Unix epoch, the storage form of every time."""
-    aware = _aware(value)
+    aware = as_utc(value)
     return (
         int((aware - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000
         + aware.microsecond

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from pydantic import (
@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from penchant.schema.common import AttributeValue, Id, UtcDatetime, utcnow
+from penchant.schema.common import AttributeValue, Id, as_utc, utcnow
 from penchant.types import BUILTIN_EVENT_TYPES
 
 #: Types whose `value` is required, and what it means.
@@ -73,8 +73,10 @@ class Event(BaseModel):
     session_id: Id | None = None
     item_id: Id | None = None
     type: str
-    value: float | None = None
-    timestamp: UtcDatetime = Field(default_factory=utcnow)
+    value: float | None = Field(default=None, allow_inf_nan=False)
+    # Plain datetime: the model validator below makes it UTC, which saves a validator call
+    # per event on the ingestion hot path.
+    timestamp: datetime = Field(default_factory=utcnow)
     context: EventContext | None = None
 
     @field_validator("type")
@@ -83,15 +85,10 @@ class Event(BaseModel):
         vocabulary: Any = (info.context or {}).get("vocabulary", DEFAULT_VOCABULARY)
         return str(vocabulary.check(value))
 
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("value must be a finite number")
-        return value
-
     @model_validator(mode="after")
     def _who_and_what(self) -> Event:
+        if self.timestamp.tzinfo is None or self.timestamp.utcoffset():
+            self.timestamp = as_utc(self.timestamp)
         if self.user_id is None and self.session_id is None:
             raise ValueError("an event needs a user_id or a session_id")
         if self.type in VALUE_REQUIRED and self.value is None:

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import orjson
 import pyarrow as pa
 
 from penchant.schema import Event, EventContext
-from penchant.schema.common import to_micros
 from penchant.store.base import EVENT_TABLE_SCHEMA
 
 
 def context_json(context: EventContext | None) -> str | None:
-    """The stored form of an event context: compact JSON without empty fields."""
+    """The stored form of an event context: compact JSON without unset or empty fields."""
     if context is None:
         return None
-    data = context.model_dump(exclude_none=True)
-    if not data.get("attributes"):
-        data.pop("attributes", None)
-    return orjson.dumps(data).decode() if data else None
+    text = context.model_dump_json(exclude_defaults=True)
+    return None if text == "{}" else text
 
 
 def events_to_table(events: Sequence[Event]) -> pa.Table:
@@ -32,7 +28,10 @@ def events_to_table(events: Sequence[Event]) -> pa.Table:
             "item_id": [e.item_id for e in events],
             "type": [e.type for e in events],
             "value": [e.value for e in events],
-            "ts": [to_micros(e.timestamp) for e in events],
+            # pyarrow converts aware datetimes to UTC microseconds in C.
+            "ts": pa.array([e.timestamp for e in events], pa.timestamp("us", tz="UTC")).cast(
+                pa.int64()
+            ),
             "context": [context_json(e.context) for e in events],
         },
         schema=EVENT_TABLE_SCHEMA,

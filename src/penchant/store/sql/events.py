@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -19,7 +20,7 @@ from penchant.schema import Event, EventContext
 from penchant.schema.common import from_micros, to_micros
 from penchant.store.base import EVENT_TABLE_SCHEMA, Ack, EventFilter
 from penchant.store.convert import events_to_table
-from penchant.store.sql.dictionary import Dictionary, chunks, placeholder, raw_cursor
+from penchant.store.sql.dictionary import Dictionary, placeholder, raw_cursor
 from penchant.store.sql.engine import read_tx, write_tx
 from penchant.store.sql.tables import (
     KIND_ITEM,
@@ -80,8 +81,6 @@ class SqlEventStore:
             if table.num_rows == 0:
                 return Ack(stored=0)
             self._codes.sync_epoch(conn, tenant_ix)
-            ids: list[str | None] = table.column("event_id").to_pylist()
-            keep, duplicates = self._fresh(conn, tenant_ix, ids)
             codes = {
                 target: self._encode(conn, tenant_ix, kind, table.column(source))
                 for source, target, kind in _KEY_COLUMNS
@@ -96,13 +95,10 @@ class SqlEventStore:
                     "context": table.column("context"),
                 }
             )
-            if keep is not None:
-                rows = rows.filter(pa.array(keep, type=pa.bool_()))
             if conn.dialect.name == "postgresql":
-                stored, lost = _insert_postgres(conn, rows)
+                stored, duplicates = _insert_postgres(conn, rows)
             else:
-                stored, lost = _insert_sqlite(conn, rows)
-            duplicates.extend(lost)
+                stored, duplicates = _insert_sqlite(conn, rows)
             if batch_key is not None:
                 conn.execute(
                     import_batches.insert().values(
@@ -128,35 +124,6 @@ class SqlEventStore:
         if indices.null_count:
             return pa.array(codes, mask=indices.is_null().to_numpy(zero_copy_only=False))
         return pa.array(codes)
-
-    def _fresh(
-        self, conn: Any, tenant_ix: int, ids: list[str | None]
-    ) -> tuple[list[bool] | None, list[str]]:
-        """Which rows to store: the first of each new event_id, and every row without one."""
-        present = [i for i in ids if i is not None]
-        if not present:
-            return None, []
-        stored: set[str] = set()
-        for part in chunks(sorted(set(present))):
-            rows = conn.execute(
-                select(events.c.event_id).where(
-                    events.c.tenant_ix == tenant_ix, events.c.event_id.in_(part)
-                )
-            )
-            stored.update(r[0] for r in rows)
-        keep: list[bool] = []
-        duplicates: list[str] = []
-        seen: set[str] = set()
-        for event_id in ids:
-            if event_id is None:
-                keep.append(True)
-            elif event_id in stored or event_id in seen:
-                keep.append(False)
-                duplicates.append(event_id)
-            else:
-                seen.add(event_id)
-                keep.append(True)
-        return keep, duplicates
 
     def delete_user(self, tenant: str, user_id: str) -> int:
         """See `EventStore.delete_user`; also forgets the user's code."""
@@ -346,20 +313,46 @@ def _pylist(column: pa.ChunkedArray) -> list[Any]:
 
 
 def _insert_sqlite(conn: Any, rows: pa.Table) -> tuple[int, list[str]]:
-    """Insert rows on SQLite, where BEGIN IMMEDIATE made `_fresh` see every stored id."""
+    """Insert rows on SQLite; return how many were stored and the ids that were not."""
     n = rows.num_rows
-    if n == 0:
-        return 0, []
     # Binding fewer parameters per row is most of the speed of a bulk import: the tenant
     # (an integer this store made) is a literal, and columns null in every row are left out.
     tenant_ix = int(rows.column("tenant_ix")[0].as_py())
     names = [c for c in _ROW_COLUMNS[1:] if rows.column(c).null_count < n]
-    raw_cursor(conn).executemany(
+    insert = (
         f"INSERT INTO events (tenant_ix, {', '.join(names)}) "
-        f"VALUES ({tenant_ix}, {', '.join('?' * len(names))})",
-        zip(*(_pylist(rows.column(c)) for c in names), strict=True),
+        f"VALUES ({tenant_ix}, {', '.join('?' * len(names))})"
     )
-    return n, []
+    values = zip(*(_pylist(rows.column(c)) for c in names), strict=True)
+    cur = raw_cursor(conn)
+    if rows.column("event_id").null_count == n:
+        cur.executemany(insert, values)
+        return n, []
+    # BEGIN IMMEDIATE holds the only write lock: rows after `before` are this batch's.
+    before = cur.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+    cur.executemany(
+        f"{insert} ON CONFLICT (tenant_ix, event_id) WHERE event_id IS NOT NULL DO NOTHING",
+        values,
+    )
+    stored = int(cur.rowcount)
+    if stored == n:
+        return n, []
+    cur.execute("SELECT event_id FROM events WHERE seq > ? AND event_id IS NOT NULL", (before,))
+    return stored, _not_stored(rows.column("event_id").to_pylist(), [r[0] for r in cur])
+
+
+def _not_stored(ids: list[str | None], stored: list[str]) -> list[str]:
+    """Ids of a batch that were not stored: each stored id counts for its first row only."""
+    left = collections.Counter(stored)
+    out: list[str] = []
+    for event_id in ids:
+        if event_id is None:
+            continue
+        if left[event_id] > 0:
+            left[event_id] -= 1
+        else:
+            out.append(event_id)
+    return out
 
 
 def _insert_postgres(conn: Any, rows: pa.Table) -> tuple[int, list[str]]:
@@ -393,7 +386,6 @@ def _insert_postgres(conn: Any, rows: pa.Table) -> tuple[int, list[str]]:
             "RETURNING event_id",
             [rows.column(c).to_pylist() for c in _ROW_COLUMNS],
         )
-        won = {r[0] for r in cur.fetchall()}
-    keyed = [i for i in rows.column("event_id").to_pylist() if i is not None]
-    lost = [i for i in keyed if i not in won]
-    return n - len(lost), lost
+        returned = [r[0] for r in cur.fetchall()]
+    stored = [i for i in returned if i is not None]
+    return len(returned), _not_stored(rows.column("event_id").to_pylist(), stored)

@@ -100,6 +100,30 @@ class StoreContract:
         got = [e for batch in store.events.scan("t") for e in batch]
         assert [e.model_dump() for e in got] == [e.model_dump() for e in sent]
 
+    def test_a_batch_without_ids_keeps_its_order_and_values(self, store: Store) -> None:
+        sent = [
+            Event.model_validate(
+                {
+                    "user_id": f"u{n % 7}",
+                    "item_id": f"i{n}",
+                    "type": "rating",
+                    "value": n / 3 if n % 4 else None,
+                    "timestamp": T0 + timedelta(seconds=n),
+                }
+                if n % 4
+                else {
+                    "user_id": f"u{n % 7}",
+                    "item_id": f"i{n}",
+                    "type": "click",
+                    "timestamp": T0 + timedelta(seconds=n),
+                }
+            )
+            for n in range(300)
+        ]
+        assert store.events.append_table("t", events_to_table(sent)).stored == 300
+        got = [e for batch in store.events.scan("t", batch_size=128) for e in batch]
+        assert [e.model_dump() for e in got] == [e.model_dump() for e in sent]
+
     def test_same_event_id_is_stored_once_and_reported(self, store: Store) -> None:
         assert store.events.append("t", [ev(1), ev(2)]).stored == 2
         ack = store.events.append("t", [ev(2), ev(3), ev(3)])

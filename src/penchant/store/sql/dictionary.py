@@ -7,12 +7,18 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
 from sqlalchemy import Connection, select
 
 from penchant.store.sql.tables import dictionary, tenants
 
 _CHUNK = 500  # keeps every IN (...) list under SQLite's parameter limit
-_MAX_CACHED = 4_000_000  # entries per tenant before the cache starts over
+_MAX_CACHED = 4_000_000  # entries per tenant and kind before the cache starts over
+
+Codes = NDArray[np.int64]
 
 
 def placeholder(conn: Connection) -> str:
@@ -42,7 +48,9 @@ class Dictionary:
         self._lock = threading.Lock()
         self._tenants: dict[str, int] = {}
         self._epochs: dict[int, int] = {}
-        self._codes: dict[tuple[int, int], dict[str, int]] = {}
+        # Per (tenant, kind): the known keys and their codes, as parallel arrays, so that a
+        # chunk of keys is looked up in one vectorized set operation.
+        self._codes: dict[tuple[int, int], tuple[pa.Array, NDArray[np.int64]]] = {}
 
     def tenant(self, conn: Connection, tenant: str, *, create: bool) -> int | None:
         """The code of a tenant; with `create`, made on first use."""
@@ -86,27 +94,44 @@ class Dictionary:
                 del self._codes[key]
             self._epochs.pop(tenant_ix, None)
 
-    def encode(
-        self, conn: Connection, tenant_ix: int, kind: int, keys: Sequence[str]
-    ) -> dict[str, int]:
-        """Codes for distinct keys, creating the missing ones (call inside a write transaction).
+    def encode(self, conn: Connection, tenant_ix: int, kind: int, keys: pa.Array) -> Codes:
+        """Codes of distinct keys, creating the missing ones (call inside a write transaction).
 
-        The returned mapping is read-only for the caller.
+        Args:
+            conn: the write transaction.
+            tenant_ix: the tenant's code.
+            kind: what the keys are (`KIND_USER`, ...).
+            keys: distinct, non-null strings.
+
+        Returns:
+            One code per key, in order.
         """
-        cache = self._codes.setdefault((tenant_ix, kind), {})
-        missing = [k for k in keys if k not in cache]
-        if not missing:
-            return cache
-        found = self._create(conn, tenant_ix, kind, missing)
+        known = self._codes.get((tenant_ix, kind))
+        codes = np.empty(len(keys), dtype=np.int64)
+        if known is None:
+            hit = np.zeros(len(keys), dtype=bool)
+        else:
+            positions = pc.index_in(keys, value_set=known[0])
+            hit = positions.is_valid().to_numpy(zero_copy_only=False)
+            codes[hit] = known[1][positions.drop_null().to_numpy()]
+        if hit.all():
+            return codes
+        missing = keys.filter(pa.array(~hit))
+        names = missing.to_pylist()
+        found = self._create(conn, tenant_ix, kind, names)
+        fresh = np.fromiter((found[k] for k in names), dtype=np.int64, count=len(names))
+        codes[~hit] = fresh
         with self._lock:
-            if len(cache) + len(found) > _MAX_CACHED:
-                # Start a fresh cache; the old dict stays intact for anyone reading it.
-                result = {k: cache[k] for k in keys if k in cache}
-                result.update(found)
-                self._codes[(tenant_ix, kind)] = {}
-                return result
-            cache.update(found)
-        return cache
+            current = self._codes.get((tenant_ix, kind))
+            if current is None or len(current[1]) + len(fresh) > _MAX_CACHED:
+                self._codes[(tenant_ix, kind)] = (missing, fresh)
+            elif current is known:
+                self._codes[(tenant_ix, kind)] = (
+                    pa.concat_arrays([current[0], missing]),
+                    np.concatenate([current[1], fresh]),
+                )
+            # else: another thread grew the cache meanwhile; its entries are as good as ours.
+        return codes
 
     @staticmethod
     def _create(conn: Connection, tenant_ix: int, kind: int, keys: list[str]) -> dict[str, int]:

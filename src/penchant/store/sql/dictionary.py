@@ -142,6 +142,8 @@ class Dictionary:
                 "CREATE TEMP TABLE IF NOT EXISTS penchant_keys (key text NOT NULL) "
                 "ON COMMIT DELETE ROWS"
             )
+            # One transaction encodes several kinds: start each from an empty table.
+            cur.execute("DELETE FROM penchant_keys")
             with cur.copy("COPY penchant_keys (key) FROM STDIN") as copy:
                 for key in keys:
                     copy.write_row((key,))
@@ -162,8 +164,7 @@ class Dictionary:
             (tenant_ix, kind),
         )
         found = {str(key): int(ix) for key, ix in cur.fetchall()}
-        if conn.dialect.name != "postgresql":
-            cur.execute("DELETE FROM penchant_keys")
+        cur.execute("DELETE FROM penchant_keys")
         return found
 
     def lookup(self, conn: Connection, tenant_ix: int, kind: int, key: str) -> int | None:

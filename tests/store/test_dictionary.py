@@ -1,0 +1,46 @@
+"""The dictionary holds each key once, under its own kind, and forgets an erased user."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from penchant.schema import Event
+from penchant.store import open_store
+from penchant.store.sql.tables import KIND_ITEM, KIND_TYPE, KIND_USER, dictionary
+
+
+def _entries(url: str) -> set[tuple[int, str]]:
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(dictionary.c.kind, dictionary.c.key)).all()
+        return {(int(kind), str(key)) for kind, key in rows}
+    finally:
+        store.close()
+
+
+def test_keys_are_stored_under_their_own_kind_only(store_url: str) -> None:
+    store = open_store(store_url)
+    store.events.append("t", [Event(user_id="alice", item_id="book-1", type="view")])
+    store.close()
+    assert _entries(store_url) == {
+        (KIND_USER, "alice"),
+        (KIND_ITEM, "book-1"),
+        (KIND_TYPE, "view"),
+    }
+
+
+def test_an_erased_user_id_is_gone_from_the_dictionary(store_url: str) -> None:
+    store = open_store(store_url)
+    store.events.append(
+        "t",
+        [
+            Event(user_id="alice", item_id="book-1", type="view"),
+            Event(user_id="bob", item_id="book-2", type="click"),
+        ],
+    )
+    assert store.erase_user("t", "alice") == 1
+    store.close()
+    entries = _entries(store_url)
+    assert all(key != "alice" for _, key in entries)
+    assert (KIND_USER, "bob") in entries

@@ -24,6 +24,7 @@ from penchant.ingest.world_draw import (
     PURPOSES,
     SURFACE_BIAS,
     SURFACES,
+    EventMix,
     Floats,
     Ints,
     WorldArrays,
@@ -37,6 +38,8 @@ from penchant.schema import ConsentState, EventContext, Item, User
 from penchant.schema.common import from_micros, to_micros
 from penchant.store.base import EVENT_TABLE_SCHEMA
 from penchant.store.convert import context_json
+
+__all__ = ["EventMix", "World", "WorldConfig"]
 
 
 class World:

@@ -1,0 +1,82 @@
+"""What every command shares: the common options, settings, the store and output helpers."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+
+from penchant.errors import InvalidInput
+from penchant.settings import Settings, load_settings
+from penchant.store import Store, open_store
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory (default: $PENCHANT_DATA_DIR or ./penchant-data).",
+        show_default=False,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+Tenant = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant", help="Tenant (default: tenant from penchant.toml).", show_default=False
+    ),
+]
+
+
+def settings_for(data_dir: Path | None) -> Settings:
+    """The settings of a data directory (defaults < penchant.toml < PENCHANT_* environment)."""
+    return load_settings(data_dir)
+
+
+@contextmanager
+def opened_store(settings: Settings) -> Iterator[Store]:
+    """The store of the settings, opened (and migrated) for the duration of a command."""
+    store = open_store(
+        settings.store_url,
+        synchronous=settings.store.synchronous,
+        busy_timeout_ms=settings.store.busy_timeout_ms,
+    )
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def out() -> Console:
+    """A console on standard output, for results."""
+    return Console(highlight=False, soft_wrap=True)
+
+
+def err() -> Console:
+    """A console on standard error, for progress bars and notes."""
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(value: Any) -> None:
+    """Print a value as indented JSON on standard output."""
+    sys.stdout.write(orjson.dumps(value, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def pairs(values: list[str], option: str) -> dict[str, str]:
+    """`NAME=VALUE` option values as a dict.
+
+    Raises:
+        InvalidInput: a value has no `=` or an empty side.
+    """
+    parsed: dict[str, str] = {}
+    for value in values:
+        name, sep, target = value.partition("=")
+        if not sep or not name.strip() or not target.strip():
+            raise InvalidInput(f"{option} {value!r}: expected COLUMN=FIELD")
+        parsed[name.strip()] = target.strip()
+    return parsed

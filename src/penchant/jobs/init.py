@@ -1,0 +1,146 @@
+"""The init job: a data directory with a commented config, a migrated store and an admin key."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from penchant.errors import PenchantError
+from penchant.privacy.keys import authenticate, create_key
+from penchant.settings import CONFIG_FILE, Settings
+from penchant.store import KeyStore, open_store
+
+#: The config `penchant init` writes. It is also the reference of every setting: each one is
+#: shown with its default, commented out. tests/jobs checks that it matches `Settings`.
+CONFIG_TEMPLATE = """\
+# Penchant configuration. Every setting is listed with its default, commented out:
+# uncomment a line to change it. Environment variables win over this file: PENCHANT_ and
+# the setting's path joined by "__", e.g. PENCHANT_TENANT, PENCHANT_STORE__URL,
+# PENCHANT_SERVICE__PORT. The data directory itself is --data-dir or PENCHANT_DATA_DIR.
+
+# The tenant (one site, shop or app) that commands use when --tenant is not given.
+# tenant = "default"
+
+[store]
+# Where events, the catalog and API keys live: "sqlite:///path/to/penchant.db" or
+# "postgresql://user@host:5432/database". Default: penchant.db in the data directory.
+# url = "sqlite:///penchant-data/penchant.db"
+# SQLite durability: "FULL" survives a power loss, "NORMAL" only a crash of the process,
+# "OFF" neither. A write is acknowledged only once it is durable at this level.
+# synchronous = "FULL"
+# How long, in milliseconds, a SQLite writer waits for the write lock before failing.
+# busy_timeout_ms = 30000
+
+[state]
+# Online state (recent events, counters, bandit state): "memory://" for one process, or
+# "redis://host:6379/0" to share it between service workers.
+# url = "memory://"
+
+[service]
+# The address the HTTP service listens on. Any address but a loopback one is refused
+# until an API key exists.
+# host = "127.0.0.1"
+# port = 8000
+# The largest request body, in bytes, and the most events or records in one request.
+# max_body_bytes = 33554432
+# max_batch = 10000
+# Service worker processes. More than one needs a shared store and state (PostgreSQL,
+# Redis) to be useful.
+# workers = 1
+
+[events]
+# Event types accepted besides the built-in ones (impression, view, click, like, dislike,
+# rating, add_to_cart, purchase, share, dwell, skip, dismiss, conversion).
+# Names are letters, digits, "_" or "-", e.g. ["bookmark", "quiz_answer"].
+# custom_types = []
+"""
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What `init_data_dir` found and made.
+
+    Attributes:
+        data_dir: the data directory.
+        config_file: its penchant.toml.
+        config_created: the config was written now (an existing one is never touched).
+        key_file: the file holding the local admin key.
+        key_created: a new admin key was made and written to `key_file` now.
+        key_valid: the key in `key_file` opens this store (False: it belongs to another).
+        key: the new admin key, only when `key_created`; show it only on request.
+    """
+
+    data_dir: Path
+    config_file: Path
+    config_created: bool
+    key_file: Path
+    key_created: bool
+    key_valid: bool
+    key: str | None = None
+
+
+def init_data_dir(settings: Settings) -> InitResult:
+    """Create the data directory, its config and store, and a local admin key; idempotent.
+
+    The admin key is written to `settings.key_file`, readable by its owner only. Running
+    it again changes nothing that exists.
+
+    Args:
+        settings: the settings of the data directory.
+
+    Returns:
+        What exists now and what was created.
+
+    Raises:
+        StoreError: the store cannot be opened.
+        ConfigError: the store URL is not usable.
+    """
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config_file = data_dir / CONFIG_FILE
+    config_created = _write_new(config_file, CONFIG_TEMPLATE, mode=0o644)
+    store = open_store(
+        settings.store_url,
+        synchronous=settings.store.synchronous,
+        busy_timeout_ms=settings.store.busy_timeout_ms,
+    )
+    try:
+        key_file = settings.key_file
+        key: str | None = None
+        if key_file.exists():
+            key_valid = _opens(store.keys, key_file.read_text(encoding="utf-8").strip())
+        else:
+            key = create_key(store.keys, settings.tenant, ["admin"], name="local admin")
+            _write_new(key_file, key + "\n", mode=0o600)
+            key_valid = True
+    finally:
+        store.close()
+    return InitResult(
+        data_dir=data_dir,
+        config_file=config_file,
+        config_created=config_created,
+        key_file=key_file,
+        key_created=key is not None,
+        key_valid=key_valid,
+        key=key,
+    )
+
+
+def _opens(keys: KeyStore, token: str) -> bool:
+    try:
+        authenticate(keys, token)
+    except PenchantError:
+        return False
+    return True
+
+
+def _write_new(path: Path, content: str, *, mode: int) -> bool:
+    """Write a file that must not exist yet, created with `mode`; False if it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    return True

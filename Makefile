@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= penchant-data
 
-.PHONY: demo test bench lint fuzz clean
+.PHONY: demo test bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/penchant demo --data-dir $(DATA)
+	@echo "(The penchant command lives in $(BIN)/; 'source $(BIN)/activate' puts it on your PATH.)"
 
 test: $(STAMP)
 	$(BIN)/lint-imports
@@ -29,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --repeat 3
 
 clean:
 	rm -rf $(VENV) $(DATA) bench/out .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ e.g. `.venv/bin/python bench/run.py --case ml100k`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -16,7 +17,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import import_bench  # a script beside this one, not a package
+import http_ingest  # scripts beside this one, not a package
+import import_bench
+
+#: HTTP ingestion runs: (uvicorn workers, concurrent client connections).
+HTTP_CASES = ((1, 2), (2, 4))
+HTTP_REPEAT = 3
 
 
 def machine() -> dict[str, str]:
@@ -68,17 +74,58 @@ def markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def http_runs() -> list[dict[str, Any]]:
+    """HTTP batch ingestion on loopback: batches of 1,000 events, SQLite, synchronous=FULL."""
+    runs = []
+    for workers, clients in HTTP_CASES:
+        for _ in range(HTTP_REPEAT):
+            options = argparse.Namespace(
+                clients=clients, batch=1000, batches=300, seconds=60.0, workers=workers
+            )
+            result = http_ingest.run(options)
+            result["command"] = (
+                f".venv/bin/python bench/http_ingest.py --workers {workers} "
+                f"--clients {clients} --batch 1000 --batches 300"
+            )
+            print(json.dumps(result), flush=True)
+            runs.append(result)
+    return runs
+
+
+def http_markdown(runs: list[dict[str, Any]]) -> str:
+    """HTTP runs as a Markdown table: the median run of each configuration."""
+    lines = [
+        "| workers | clients | events/s (median) | every run | p50 ms | p99 ms | peak RSS MiB |",
+        "| ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
+    groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((r["workers"], r["clients"]), []).append(r)
+    for (workers, clients), group in groups.items():
+        group = sorted(group, key=lambda r: r["events_per_s"])
+        mid = group[len(group) // 2]
+        rates = ", ".join(f"{r['events_per_s']:,}" for r in group)
+        lines.append(
+            f"| {workers} | {clients} | {mid['events_per_s']:,} | {rates} | {mid['p50_ms']} | "
+            f"{mid['p99_ms']} | {max(r['server_peak_rss_mb'] for r in group)} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Run the benchmarks and report."""
     info = machine()
     results = import_bench.main(sys.argv[1:])
+    http = http_runs()
     out = import_bench.OUT / "results.json"
-    out.write_text(json.dumps({"machine": info, "results": results}, indent=2))
+    out.write_text(json.dumps({"machine": info, "results": results, "http": http}, indent=2))
     print()
     for key, value in info.items():
         print(f"- {key}: {value}")
     print()
     print(markdown(results))
+    print()
+    print(http_markdown(http))
 
 
 if __name__ == "__main__":

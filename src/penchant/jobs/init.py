@@ -45,8 +45,8 @@ CONFIG_TEMPLATE = """\
 # The largest request body, in bytes, and the most events or records in one request.
 # max_body_bytes = 33554432
 # max_batch = 10000
-# Service worker processes. More than one needs a shared store and state (PostgreSQL,
-# Redis) to be useful.
+# Service worker processes. Two use both cores of a small machine for ingestion (SQLite
+# writers queue for the write lock); online state must then be shared: state.url = Redis.
 # workers = 1
 
 [events]

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,6 +25,7 @@ import orjson
 from penchant.privacy.keys import create_key
 from penchant.settings import load_settings
 from penchant.store import open_store
+from penchant.testing.server import free_port, start_server
 
 TYPES = ("view", "view", "view", "click", "click", "add_to_cart", "purchase", "impression")
 
@@ -55,35 +52,6 @@ def make_bodies(count: int, size: int, seed: int = 7) -> list[bytes]:
             events.append(event)
         bodies.append(orjson.dumps({"events": events}))
     return bodies
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    """The real server in a subprocess, once it answers /health."""
-    env = os.environ | {"PENCHANT_DATA_DIR": str(data_dir), "PENCHANT_STORE__SYNCHRONOUS": "FULL"}
-    command = [sys.executable, "-m", "uvicorn", "--factory", "penchant.service.app:create_app"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    command += ["--no-access-log", "--log-level", "warning"]
-    server = subprocess.Popen(command, env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"server exited with {server.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit("server did not start")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -121,7 +89,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         key = create_key(store.keys, "default", ["events:write"], name="bench")
         store.close()
         port = free_port()
-        server = start_server(data_dir, port, args.workers)
+        server = start_server(
+            data_dir, port, workers=args.workers, env={"PENCHANT_STORE__SYNCHRONOUS": "FULL"}
+        )
         try:
             conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in warmup]
             for conn, body in zip(conns, warmup, strict=True):

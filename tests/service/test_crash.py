@@ -5,9 +5,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -19,36 +17,17 @@ import pytest
 from penchant.privacy.keys import create_key
 from penchant.settings import load_settings
 from penchant.store import open_store
+from penchant.testing.server import free_port, start_server
 
 CLIENTS, BATCHES_PER_CLIENT, EVENTS_PER_BATCH = 3, 10, 200
 ACKS_BEFORE_KILL = 6
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = os.environ | {"PENCHANT_DATA_DIR": str(data_dir)}
-    command = [sys.executable, "-m", "uvicorn", "--factory", "penchant.service.app:create_app"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    with log.open("ab") as out:
-        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"server exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    pytest.fail(f"server did not answer /health:\n{log.read_text()}")
+    try:
+        return start_server(data_dir, port, log=log, timeout_s=20)
+    except RuntimeError as exc:
+        pytest.fail(f"{exc}:\n{log.read_text()}")
 
 
 def _batch(client: int, number: int) -> bytes:
@@ -72,7 +51,7 @@ def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
     store = open_store(settings.store_url)
     key = create_key(store.keys, "default", ["events:write"])
     store.close()
-    port, log = _free_port(), tmp_path / "server.log"
+    port, log = free_port(), tmp_path / "server.log"
     server = _start(tmp_path, port, log)
 
     acked: list[tuple[int, int]] = []

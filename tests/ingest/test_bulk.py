@@ -17,7 +17,9 @@ import pytest
 
 from penchant.errors import InvalidInput
 from penchant.ingest.bulk import EventSpec, ImportReport, import_events, plan_columns
-from penchant.ingest.readers import SourceFormat, TimestampUnit, read_chunks
+from penchant.ingest.columns import TimestampUnit
+from penchant.ingest.readers import read_chunks
+from penchant.ingest.source import SourceFormat
 from penchant.schema import Event, EventVocabulary
 from penchant.store import Ack, EventStore, Store, open_store
 

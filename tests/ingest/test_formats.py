@@ -11,15 +11,11 @@ import pytest
 
 from conftest import need_dataset
 from penchant.errors import InvalidInput
-from penchant.ingest.bulk import Rejects
-from penchant.ingest.formats import (
-    PRESETS,
-    file_rows,
-    get_preset,
-    guess_format,
-    import_catalog,
-)
-from penchant.ingest.readers import SEQUENCE_EPOCH, SourceFormat
+from penchant.ingest.catalog import file_rows, import_catalog
+from penchant.ingest.formats import PRESETS, get_preset, guess_format
+from penchant.ingest.readers import SEQUENCE_EPOCH
+from penchant.ingest.rejects import Rejects
+from penchant.ingest.source import SourceFormat
 from penchant.jobs.imports import import_catalog_file, import_events
 from penchant.settings import Settings, load_settings
 from penchant.store import EventFilter, Store, open_store

@@ -20,8 +20,9 @@ from penchant.cli.common import (
     settings_for,
 )
 from penchant.errors import InvalidInput
-from penchant.ingest.formats import PRESETS, CatalogKind, CatalogReport
-from penchant.ingest.readers import TimestampUnit
+from penchant.ingest.catalog import CatalogKind, CatalogReport
+from penchant.ingest.columns import TimestampUnit
+from penchant.ingest.formats import PRESETS
 from penchant.jobs.imports import import_catalog_file, import_events
 
 app = typer.Typer(

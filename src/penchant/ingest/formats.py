@@ -1,31 +1,21 @@
-"""Import presets (`--format`) for plain files and known datasets, and catalog-file import."""
+"""Import presets (`--format`) for plain files and known datasets."""
 
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
-
-import orjson
-from pydantic import BaseModel, ValidationError
 
 from penchant.errors import InvalidInput
-from penchant.ingest.bulk import EventSpec, Rejects
-from penchant.ingest.readers import ROW, OnMalformed, SourceFormat, read_chunks, source_columns
-from penchant.schema import Item, User
-from penchant.store.base import CatalogStore
+from penchant.ingest.bulk import EventSpec
+from penchant.ingest.catalog import CatalogRow, RowReader, malformed_to, plain_rows
+from penchant.ingest.readers import OnMalformed
+from penchant.ingest.rejects import Rejects
+from penchant.ingest.source import SourceFormat
 
-#: (1-based record number in the file, the record's fields) of an item or user file.
-CatalogRow = tuple[int | None, dict[str, Any]]
-CatalogKind = Literal["items", "users"]
-RowReader = Callable[[Path, Rejects], Iterator[CatalogRow]]
-
-_UPSERT_BATCH = 5_000
 _MAX_TAGS = 200
 
 
@@ -52,23 +42,6 @@ class Preset:
     users: RowReader | None = None
 
 
-@dataclass(frozen=True)
-class CatalogReport:
-    """What a catalog import did. `rows_read = stored + rejected`."""
-
-    path: str
-    kind: str
-    rows_read: int
-    stored: int
-    rejected: int
-    seconds: float
-    rejects_path: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The report as plain JSON-able values."""
-        return asdict(self)
-
-
 def guess_format(path: Path) -> str:
     """The plain format of a file from its name: csv, tsv, jsonl or parquet."""
     suffix = path.suffix.lower()
@@ -88,139 +61,6 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise InvalidInput(f"unknown format {name!r}; expected one of {', '.join(PRESETS)}")
     return PRESETS[name]
-
-
-def import_catalog(
-    catalog: CatalogStore,
-    tenant: str,
-    kind: CatalogKind,
-    path: Path,
-    rows: Iterable[CatalogRow],
-    rejects: Rejects,
-) -> CatalogReport:
-    """Validate item or user records one by one and upsert the valid ones in batches.
-
-    Args:
-        catalog: the catalog store.
-        tenant: the tenant the records belong to.
-        kind: `items` (validated as `schema.Item`) or `users` (`schema.User`).
-        path: the file, for the report.
-        rows: the records, with their numbers in the file.
-        rejects: receives invalid records, with the reasons; it is closed here.
-
-    Returns:
-        The counts of the import; records are stored when counted.
-    """
-    started = time.perf_counter()
-    model: type[BaseModel] = Item if kind == "items" else User
-    upsert = catalog.upsert_items if kind == "items" else catalog.upsert_users
-    batch: list[Any] = []
-    stored = 0
-    try:
-        for number, record in rows:
-            try:
-                batch.append(model.model_validate(record))
-            except ValidationError as exc:
-                rejects.write(number, record, [_reason(e) for e in exc.errors()])
-                continue
-            if len(batch) >= _UPSERT_BATCH:
-                stored += upsert(tenant, batch)
-                batch = []
-        if batch:
-            stored += upsert(tenant, batch)
-    finally:
-        rejects.close()
-    return CatalogReport(
-        path=str(path),
-        kind=kind,
-        rows_read=stored + rejects.count,
-        stored=stored,
-        rejected=rejects.count,
-        seconds=round(time.perf_counter() - started, 3),
-        rejects_path=str(rejects.path) if rejects.count else None,
-    )
-
-
-def _reason(error: Any) -> str:
-    where = ".".join(str(p) for p in error["loc"])
-    return f"{where}: {error['msg']}" if where else str(error["msg"])
-
-
-def file_rows(
-    path: Path, source: SourceFormat, mapping: Mapping[str, str], kind: CatalogKind
-) -> RowReader:
-    """A reader of a plain item or user file (CSV, JSONL, Parquet) with a column mapping.
-
-    Columns named like a field of `Item` or `User` fill it (`item_id` or `user_id` fill
-    `id`); `--map col=field` renames; every other column becomes an attribute. In text
-    files, list fields (categories, tags) are `|`-separated or a JSON list, and
-    attributes or consent are a JSON object.
-    """
-    fields = set((Item if kind == "items" else User).model_fields)
-    alias = "item_id" if kind == "items" else "user_id"
-    for column, target in mapping.items():
-        if target not in fields:
-            choices = ", ".join(sorted(fields))
-            raise InvalidInput(f"--map {column}={target}: field must be one of {choices}")
-
-    def shape(record: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
-        for column, value in record.items():
-            if value is None:  # an empty cell: the field keeps its default
-                continue
-            target = mapping.get(column) or ("id" if column == alias else column)
-            if target in fields:
-                out[target] = _decoded(target, value)
-            else:
-                extra[column] = value
-        if extra:
-            out["attributes"] = {**extra, **(out.get("attributes") or {})}
-        return out
-
-    def read(file: Path, rejects: Rejects) -> Iterator[CatalogRow]:
-        rows: Iterator[CatalogRow] = (
-            _json_lines(file, rejects)
-            if source.kind == "jsonl"
-            else _plain_rows(file, source, _malformed_to(rejects))
-        )
-        for number, record in rows:
-            yield number, shape(record)
-
-    return read
-
-
-def _json_lines(path: Path, rejects: Rejects) -> Iterator[CatalogRow]:
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                rejects.write(number, {"line": line.decode("utf-8", "replace").strip()}, [str(exc)])
-                continue
-            if not isinstance(record, dict):
-                rejects.write(number, {"line": line.decode().strip()}, ["not a JSON object"])
-                continue
-            yield number, record
-
-
-def _decoded(name: str, value: Any) -> Any:
-    """Text values of structured fields, decoded: lists from `a|b` or JSON, objects from JSON."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    try:
-        if name in ("categories", "tags"):
-            if text.startswith("["):
-                return orjson.loads(text)
-            return [part.strip() for part in text.split("|") if part.strip()]
-        if name in ("attributes", "consent") and text.startswith("{"):
-            return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass  # left as text, which the model rejects with a reason
-    return value
 
 
 # -- presets for known datasets ---------------------------------------------------------------
@@ -243,7 +83,7 @@ def _ml100k_items(path: Path, rejects: Rejects) -> Iterator[CatalogRow]:
         encoding="latin1",
         quote=False,
     )
-    for number, row in _plain_rows(path, source, _malformed_to(rejects)):
+    for number, row in plain_rows(path, source, malformed_to(rejects)):
         released = row["released"]
         yield (
             number,
@@ -264,7 +104,7 @@ def _ml100k_users(path: Path, rejects: Rejects) -> Iterator[CatalogRow]:
     """u.user: `id|age|gender|occupation|zip`."""
     names = ("id", "age", "gender", "occupation", "zip")
     source = SourceFormat("csv", delimiter="|", header=False, column_names=names, quote=False)
-    for number, row in _plain_rows(path, source, _malformed_to(rejects)):
+    for number, row in plain_rows(path, source, malformed_to(rejects)):
         age = row.pop("age")
         attributes = {k: v for k, v in row.items() if k != "id" and v is not None}
         if age is not None and age.isdigit():
@@ -278,7 +118,7 @@ _YEAR = re.compile(r"\((\d{4})\)\s*$")
 def _movielens_items(path: Path, rejects: Rejects) -> Iterator[CatalogRow]:
     """movies.csv `movieId,title,genres`, with the distinct tags of tags.csv beside it."""
     tags = _movielens_tags(path.parent / "tags.csv")
-    for number, row in _plain_rows(path, SourceFormat("csv"), _malformed_to(rejects)):
+    for number, row in plain_rows(path, SourceFormat("csv"), malformed_to(rejects)):
         genres = row["genres"] or ""
         year = _YEAR.search(row["title"] or "")
         yield (
@@ -301,7 +141,7 @@ def _movielens_tags(path: Path) -> dict[str, list[str]]:
     spelling: dict[str, str] = {}
     # Tags only decorate items: a malformed tag line is skipped rather than reported.
     skip: OnMalformed = lambda row, raw, why: None  # noqa: E731
-    for _, row in _plain_rows(path, SourceFormat("csv"), skip, ["movieId", "tag"]):
+    for _, row in plain_rows(path, SourceFormat("csv"), skip, ["movieId", "tag"]):
         tag = (row["tag"] or "").strip()
         if row["movieId"] is None or not tag or len(tag) > 256:
             continue
@@ -312,22 +152,6 @@ def _movielens_tags(path: Path) -> dict[str, list[str]]:
         movie: [spelling[key] for key, _ in counter.most_common(_MAX_TAGS)]
         for movie, counter in counts.items()
     }
-
-
-def _plain_rows(
-    path: Path, source: SourceFormat, on_malformed: OnMalformed, columns: list[str] | None = None
-) -> Iterator[tuple[int | None, dict[str, Any]]]:
-    wanted = columns or source_columns(path, source) or []
-    for table, _ in read_chunks(path, source, wanted, _UPSERT_BATCH, on_malformed):
-        for record in table.to_pylist():
-            yield record.pop(ROW), record
-
-
-def _malformed_to(rejects: Rejects) -> OnMalformed:
-    def malformed(row: int | None, raw: str, why: str) -> None:
-        rejects.write(row, {"line": raw}, [why])
-
-    return malformed
 
 
 def _plain(name: str, source: SourceFormat, description: str) -> Preset:

@@ -1,17 +1,11 @@
-"""Streaming readers and parsers: files become row-numbered Arrow chunks of typed columns."""
+"""Streaming readers: files become row-numbered Arrow chunks of typed columns."""
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import io
 import itertools
-import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -22,89 +16,16 @@ import pyarrow.parquet as pq
 from pyarrow import csv as pacsv
 
 from penchant.errors import InvalidInput
-from penchant.schema.common import to_micros
+from penchant.ingest.source import ENCODING_HINT, SourceFormat
 
 #: Name of the column every reader adds: the 1-based number of the record in the file.
 ROW = "__row"
 
-SourceKind = Literal["csv", "jsonl", "parquet", "sequence"]
-
 #: Called for a record that cannot be parsed at all: (row number or None, raw text, reason).
 OnMalformed = Callable[[int | None, str, str], None]
 
-#: How timestamps are read; `auto` takes numbers as unix seconds and text as ISO-8601.
-TimestampUnit = Literal["auto", "s", "ms", "us", "iso"]
-
-#: Why some rows are bad: a reason and a boolean mask over the rows (Arrow or numpy).
-Problem = tuple[str, Any]
-
 # Arrow reads about 36 blocks ahead, so the block size bounds the memory of a read.
 _BLOCK_BYTES = 2 << 20
-_FACTOR = {"auto": 1_000_000, "s": 1_000_000, "ms": 1_000, "us": 1}
-#: Accepted event times: from 1970-01-01 up to, not including, 2200-01-01 (UTC).
-_MIN_US, _MAX_US = 0, 7_258_118_400_000_000
-_ENCODING_HINT = "pass the file's encoding with --encoding (e.g. latin-1)"
-_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$"
-
-
-@dataclass(frozen=True)
-class SourceFormat:
-    """How the bytes of a file become records.
-
-    Attributes:
-        kind: `csv` (any single-character delimiter), `jsonl` (one JSON object a line),
-            `parquet`, or `sequence` (`user item1 item2 ...` a line, in time order).
-        delimiter: the field separator of `csv` and `sequence` files.
-        header: whether the first line of a `csv` file names the columns.
-        column_names: the column names of a `csv` file without a header.
-        encoding: the text encoding of `csv` files.
-        quote: whether `"` quotes fields in a `csv` file.
-    """
-
-    kind: SourceKind
-    delimiter: str = ","
-    header: bool = True
-    column_names: tuple[str, ...] = field(default_factory=tuple)
-    encoding: str = "utf8"
-    quote: bool = True
-
-
-def file_sha256(path: Path, block: int = 1 << 20) -> str:
-    """The SHA-256 of a file's bytes, read in blocks so memory stays flat."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def source_columns(path: Path, fmt: SourceFormat) -> list[str] | None:
-    """The column names a file offers, from its header or schema.
-
-    Returns:
-        The names, or None for JSONL, whose lines may each have other keys.
-    """
-    if fmt.kind == "parquet":
-        return list(pq.ParquetFile(path).schema_arrow.names)
-    if fmt.kind == "sequence":
-        return ["user_id", "item_id", "timestamp"]
-    if fmt.kind == "jsonl":
-        return None
-    if not fmt.header:
-        return list(fmt.column_names)
-    encoding = _python_encoding(fmt.encoding)
-    encoding = "utf-8-sig" if encoding == "utf-8" else encoding  # a BOM is not a column name
-    with path.open("rb") as handle:
-        raw = handle.readline()
-    try:
-        first_line = raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"{path.name}: the header is not {fmt.encoding}; {_ENCODING_HINT}"
-        ) from exc
-    if fmt.quote:
-        return next(csv.reader([first_line], delimiter=fmt.delimiter), [])
-    return next(csv.reader([first_line], delimiter=fmt.delimiter, quoting=csv.QUOTE_NONE), [])
 
 
 def read_chunks(
@@ -208,7 +129,7 @@ def _csv(
                 table = table.append_column(ROW, rows.next_batch(table.num_rows))
                 yield _utf8(table, on_malformed), raw.tell()
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            hint = f"; {_ENCODING_HINT}" if "UTF8" in str(exc) or "decode" in str(exc) else ""
+            hint = f"; {ENCODING_HINT}" if "UTF8" in str(exc) or "decode" in str(exc) else ""
             raise InvalidInput(f"{path.name}: cannot parse as {fmt.kind}: {exc}{hint}") from exc
 
 
@@ -364,121 +285,3 @@ def _sequence(
                 table.select([c for c in table.column_names if c in columns or c == ROW]),
                 (handle.tell()),
             )
-
-
-def _python_encoding(name: str) -> str:
-    return {"utf8": "utf-8", "latin1": "latin-1"}.get(name.lower(), name)
-
-
-# -- parsing text columns ------------------------------------------------------------------
-def text(column: pa.Array) -> pa.Array:
-    """A column as UTF-8 text (numbers become their decimal form)."""
-    if pa.types.is_string(column.type):
-        return column
-    return pc.cast(column, pa.string())
-
-
-def floats(column: pa.Array) -> tuple[pa.Array, np.ndarray[Any, Any] | None]:
-    """A column as float64, and the mask of present values that are not numbers."""
-    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
-        return pc.cast(column, pa.float64()), None
-    values = text(column)
-    try:
-        return pc.cast(values, pa.float64()), None
-    except pa.ArrowInvalid:
-        pass
-    trimmed = pc.utf8_trim_whitespace(values)
-    ok = pc.fill_null(pc.match_substring_regex(trimmed, _NUMBER, ignore_case=True), False)
-    try:
-        parsed = pc.cast(pc.if_else(ok, trimmed, pa.scalar(None, pa.string())), pa.float64())
-    except pa.ArrowInvalid:  # text the pattern lets through but Arrow does not: go row by row
-        parsed = pa.array([_py_float(v) for v in trimmed.to_pylist()], pa.float64())
-        ok = pc.is_valid(parsed)
-    invalid = pc.and_(pc.is_valid(values), pc.invert(ok))
-    return parsed, pc.fill_null(invalid, False).to_numpy(zero_copy_only=False)
-
-
-def _py_float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def timestamps(column: pa.Array, unit: TimestampUnit) -> tuple[pa.Array, list[Problem]]:
-    """A timestamp column as int64 microseconds since the epoch (UTC).
-
-    Returns:
-        The times, null where a row has none or a bad one, and (reason, row mask) pairs.
-    """
-    present = pc.is_valid(column)
-    problems: list[Problem] = [("timestamp missing", pc.invert(present))]
-    kind = column.type
-    parsed: pa.Array | None = None
-    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-        parsed = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
-    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        parsed = _scaled(pc.cast(column, pa.float64()), unit)
-    else:
-        values = text(column)
-        if unit != "iso":
-            try:
-                parsed = _scaled(pc.cast(values, pa.float64()), unit)
-            except pa.ArrowInvalid:
-                parsed = None
-        if parsed is None and unit in ("iso", "auto"):
-            parsed = _iso(values)
-        if parsed is None:
-            parsed = pa.array([_py_micros(v, unit) for v in values.to_pylist()], pa.int64())
-    problems.append(
-        (
-            f"timestamp not parseable as {'unix seconds or ISO-8601' if unit == 'auto' else unit}",
-            pc.and_(present, pc.is_null(parsed)),
-        )
-    )
-    in_range = pc.and_(pc.greater_equal(parsed, _MIN_US), pc.less(parsed, _MAX_US))
-    problems.append(
-        (
-            "timestamp outside 1970..2200 (check --timestamp-unit)",
-            pc.and_(pc.is_valid(parsed), pc.invert(in_range)),
-        )
-    )
-    return pc.if_else(in_range, parsed, pa.scalar(None, pa.int64())), problems
-
-
-def _scaled(seconds_like: pa.Array, unit: TimestampUnit) -> pa.Array:
-    """Numbers in `unit` as int64 microseconds; values that cannot be times become null."""
-    scaled = pc.multiply(seconds_like, float(_FACTOR.get(unit, 1_000_000)))
-    ok = pc.and_(pc.greater_equal(scaled, -9e18), pc.less_equal(scaled, 9e18))  # NaN: False
-    return pc.cast(pc.round(pc.if_else(ok, scaled, pa.scalar(None, pa.float64()))), pa.int64())
-
-
-def _iso(values: pa.Array) -> pa.Array | None:
-    """ISO-8601 text, with an offset or naive (taken as UTC), vectorized; None if mixed."""
-    for kind in (pa.timestamp("us", tz="UTC"), pa.timestamp("us")):
-        try:
-            return pc.cast(pc.cast(values, kind), pa.int64())
-        except pa.ArrowInvalid:
-            continue
-    return None
-
-
-def _py_micros(value: str | None, unit: TimestampUnit) -> int | None:
-    """One timestamp, for chunks where the vectorized parse failed on some row."""
-    if value is None:
-        return None
-    value = value.strip()
-    if unit != "iso":
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-        if number is not None:
-            scaled = number * _FACTOR.get(unit, 1_000_000)
-            return round(scaled) if math.isfinite(scaled) and abs(scaled) < 9e18 else None
-        if unit != "auto":
-            return None
-    try:
-        return to_micros(datetime.fromisoformat(value))
-    except ValueError:
-        return None

@@ -12,18 +12,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from penchant.errors import InvalidInput
-from penchant.ingest.bulk import EventSpec, ImportReport, OnProgress, Rejects
+from penchant.ingest.bulk import EventSpec, ImportReport, OnProgress
 from penchant.ingest.bulk import import_events as bulk_import_events
-from penchant.ingest.formats import (
-    CatalogKind,
-    CatalogReport,
-    Preset,
-    file_rows,
-    get_preset,
-    guess_format,
-    import_catalog,
-)
-from penchant.ingest.readers import SourceFormat, TimestampUnit
+from penchant.ingest.catalog import CatalogKind, CatalogReport, file_rows, import_catalog
+from penchant.ingest.columns import TimestampUnit
+from penchant.ingest.formats import Preset, get_preset, guess_format
+from penchant.ingest.rejects import Rejects
+from penchant.ingest.source import SourceFormat
 from penchant.schema import EventVocabulary
 from penchant.settings import Settings
 from penchant.store import Store

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from penchant import __version__
-from penchant.cli import commands, data, keys
+from penchant.cli import commands, data, keys, send
 from penchant.errors import PenchantError
 
 
@@ -81,6 +81,7 @@ app.command("init")(commands.init)
 app.command("serve")(commands.serve)
 app.command("stats")(commands.stats)
 app.command("demo")(commands.demo)
+app.command("send")(send.send)
 app.add_typer(data.app, name="import")
 app.add_typer(keys.app, name="keys")
 

@@ -14,7 +14,6 @@ from penchant.cli.common import (
     Json,
     Tenant,
     err,
-    opened_store,
     out,
     print_json,
     settings_for,
@@ -22,6 +21,7 @@ from penchant.cli.common import (
 from penchant.errors import ConfigError
 from penchant.jobs.init import init_data_dir
 from penchant.jobs.stats import stats as stats_job
+from penchant.jobs.store import opened_store
 from penchant.settings import ServiceSettings
 
 

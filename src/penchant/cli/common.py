@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +12,6 @@ from rich.console import Console
 
 from penchant.errors import InvalidInput
 from penchant.settings import Settings, load_settings
-from penchant.store import Store, open_store
 
 DataDir = Annotated[
     Path | None,
@@ -36,20 +33,6 @@ Tenant = Annotated[
 def settings_for(data_dir: Path | None) -> Settings:
     """The settings of a data directory (defaults < penchant.toml < PENCHANT_* environment)."""
     return load_settings(data_dir)
-
-
-@contextmanager
-def opened_store(settings: Settings) -> Iterator[Store]:
-    """The store of the settings, opened (and migrated) for the duration of a command."""
-    store = open_store(
-        settings.store_url,
-        synchronous=settings.store.synchronous,
-        busy_timeout_ms=settings.store.busy_timeout_ms,
-    )
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def out() -> Console:

@@ -13,7 +13,6 @@ from penchant.cli.common import (
     Json,
     Tenant,
     err,
-    opened_store,
     out,
     pairs,
     print_json,
@@ -24,6 +23,7 @@ from penchant.ingest.catalog import CatalogKind, CatalogReport
 from penchant.ingest.columns import TimestampUnit
 from penchant.ingest.formats import PRESETS
 from penchant.jobs.imports import import_catalog_file, import_events
+from penchant.jobs.store import opened_store
 
 app = typer.Typer(
     help="Import events, items or users from CSV, TSV, JSONL or Parquet files.",

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from penchant.cli.common import DataDir, Json, Tenant, opened_store, out, print_json, settings_for
+from penchant.cli.common import DataDir, Json, Tenant, out, print_json, settings_for
 from penchant.errors import NotFound
+from penchant.jobs.store import opened_store
 from penchant.privacy.keys import create_key, parse_key
 from penchant.store import ApiKeyRecord
 

@@ -17,8 +17,8 @@ from penchant.ingest.world import World, WorldConfig
 from penchant.jobs.imports import import_catalog_file, import_events
 from penchant.jobs.init import InitResult, init_data_dir
 from penchant.jobs.stats import stats
+from penchant.jobs.store import settings_store
 from penchant.settings import Settings
-from penchant.store import open_store
 
 #: A small shop: enough data to show every event type, quick enough for a laptop.
 DEMO_WORLD = WorldConfig(n_users=2_000, n_items=1_500, n_categories=12, days=21, seed=7)
@@ -75,11 +75,7 @@ def run_demo(
     _write_jsonl(users, [u.model_dump(mode="json") for u in world.users()])
     events = world_dir / "events.parquet"
     _write_events(events, world)
-    store = open_store(
-        settings.store_url,
-        synchronous=settings.store.synchronous,
-        busy_timeout_ms=settings.store.busy_timeout_ms,
-    )
+    store = settings_store(settings)
     try:
         item_report = import_catalog_file(settings, store, items, "items", format="jsonl")
         user_report = import_catalog_file(settings, store, users, "users", format="jsonl")

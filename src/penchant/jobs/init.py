@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from penchant.errors import PenchantError
+from penchant.jobs.store import settings_store
 from penchant.privacy.keys import authenticate, create_key
 from penchant.settings import CONFIG_FILE, Settings
-from penchant.store import KeyStore, open_store
+from penchant.store import KeyStore
 
 #: The config `penchant init` writes. It is also the reference of every setting: each one is
 #: shown with its default, commented out. tests/jobs checks that it matches `Settings`.
@@ -100,11 +101,7 @@ def init_data_dir(settings: Settings) -> InitResult:
     data_dir.mkdir(parents=True, exist_ok=True)
     config_file = data_dir / CONFIG_FILE
     config_created = _write_new(config_file, CONFIG_TEMPLATE, mode=0o644)
-    store = open_store(
-        settings.store_url,
-        synchronous=settings.store.synchronous,
-        busy_timeout_ms=settings.store.busy_timeout_ms,
-    )
+    store = settings_store(settings)
     try:
         key_file = settings.key_file
         key: str | None = None

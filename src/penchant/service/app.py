@@ -14,12 +14,13 @@ from fastapi import FastAPI
 
 from penchant import __version__
 from penchant.errors import ConfigError
+from penchant.jobs.store import settings_store
 from penchant.schema import EventVocabulary
 from penchant.service.errors import install_error_handlers
 from penchant.service.limits import BodySizeLimit
 from penchant.service.routes import catalog, events, health
 from penchant.settings import Settings, load_settings
-from penchant.store import Store, open_store
+from penchant.store import Store
 
 APP_FACTORY = "penchant.service.app:create_app"
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (Python's default: 700)
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    store = _open(settings)
+    store = settings_store(settings)
     try:
         check_bind_safety(settings.service.host, store)
         app.state.store = store
@@ -79,14 +80,6 @@ def _tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
-
-
-def _open(settings: Settings) -> Store:
-    return open_store(
-        settings.store_url,
-        synchronous=settings.store.synchronous,
-        busy_timeout_ms=settings.store.busy_timeout_ms,
-    )
 
 
 def is_loopback(host: str) -> bool:
@@ -128,7 +121,7 @@ def run(settings: Settings) -> None:
         ConfigError: the bind address is unsafe (see `check_bind_safety`).
     """
     service = settings.service
-    store = _open(settings)  # also migrates once, before any worker starts
+    store = settings_store(settings)  # also migrates once, before any worker starts
     try:
         check_bind_safety(service.host, store)
     finally:

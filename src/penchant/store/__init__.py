@@ -9,7 +9,6 @@ from sqlalchemy.exc import DBAPIError
 
 from penchant.errors import StoreError
 from penchant.store.base import (
-    EVENT_COLUMNS,
     EVENT_TABLE_SCHEMA,
     Ack,
     ApiKeyRecord,
@@ -81,7 +80,6 @@ def open_store(
 
 
 __all__ = [
-    "EVENT_COLUMNS",
     "EVENT_TABLE_SCHEMA",
     "Ack",
     "ApiKeyRecord",

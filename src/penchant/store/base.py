@@ -11,9 +11,6 @@ import pyarrow as pa
 
 from penchant.schema import Event, Item, User
 
-#: Column names of a bulk event table handed to `EventStore.append_table`.
-EVENT_COLUMNS = ("event_id", "user_id", "session_id", "item_id", "type", "value", "ts", "context")
-
 #: Arrow schema of a bulk event table: ts is microseconds since the epoch (UTC), context JSON.
 EVENT_TABLE_SCHEMA = pa.schema(
     [

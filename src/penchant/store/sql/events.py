@@ -279,8 +279,8 @@ class SqlEventStore:
 
 def _dict_array(codes: np.ndarray[Any, Any], keys: dict[int, str]) -> pa.DictionaryArray:
     """A dictionary array over the keys of the codes; -1 (or an erased code) becomes null."""
-    known = np.array([c >= 0 and int(c) in keys for c in np.unique(codes)], dtype=bool)
-    uniq = np.unique(codes)[known]
+    present = np.unique(codes)
+    uniq = present[np.array([c >= 0 and int(c) in keys for c in present], dtype=bool)]
     positions = np.searchsorted(uniq, codes)
     positions = np.clip(positions, 0, max(len(uniq) - 1, 0))
     mask = ~np.isin(codes, uniq)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -248,6 +248,44 @@ def import_events(
         events_per_second=round(rows / seconds, 1) if seconds > 0 else 0.0,
         rejects_path=str(rejects) if sink.count else None,
     )
+
+
+def read_events(
+    path: Path,
+    spec: EventSpec,
+    *,
+    vocabulary: EventVocabulary,
+    rejects: Path,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Iterator[pa.Table]:
+    """Read and validate an event file without storing it (e.g. for an offline evaluation).
+
+    The rows are checked exactly as `import_events` checks them; rejected rows go to
+    `rejects` and reading goes on.
+
+    Yields:
+        The valid rows of each chunk, as `EVENT_TABLE_SCHEMA` tables.
+
+    Raises:
+        InvalidInput: the file cannot be read as described.
+    """
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    plan = plan_columns(source_columns(path, spec.source), spec, vocabulary)
+    sink = Rejects(rejects)
+    now_us = to_micros(datetime.now().astimezone())
+
+    def malformed(row: int | None, raw: str, why: str) -> None:
+        sink.write(row, {"line": raw}, [why])
+
+    try:
+        columns = sorted(set(plan.values()))
+        for raw, _ in read_chunks(path, spec.source, columns, chunk_rows, malformed):
+            yield _validate(raw, plan, spec, vocabulary, now_us, sink)
+    except (pa.ArrowException, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path.name}: {exc}") from exc
+    finally:
+        sink.close()
 
 
 def _validate(

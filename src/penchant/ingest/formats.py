@@ -27,6 +27,8 @@ class Preset:
         name: the `--format` value.
         description: one line for `--help` and the docs.
         events: how to read an event file of this format.
+        events_file: the event file's name in a dataset folder (for commands that take the
+            folder), or None for plain formats.
         items_file: the item file that sits beside such an event file, imported with it.
         users_file: the user file that sits beside such an event file, imported with it.
         items: reads an item file of this format (None: use the generic file reader).
@@ -36,6 +38,7 @@ class Preset:
     name: str
     description: str
     events: EventSpec
+    events_file: str | None = None
     items_file: str | None = None
     users_file: str | None = None
     items: RowReader | None = None
@@ -178,6 +181,7 @@ PRESETS: dict[str, Preset] = {
             event_type="rating",
             timestamp_unit="s",
         ),
+        events_file="u.data",
         items_file="u.item",
         users_file="u.user",
         items=_ml100k_items,
@@ -198,6 +202,7 @@ PRESETS: dict[str, Preset] = {
             event_type="rating",
             timestamp_unit="s",
         ),
+        events_file="ratings.csv",
         items_file="movies.csv",
         items=_movielens_items,
     ),
@@ -206,5 +211,6 @@ PRESETS: dict[str, Preset] = {
         "Amazon Beauty sequences (`user item1 item2 ...` a line, oldest first) as purchase "
         "events one second apart from 2014-01-01, in file order (the file has no times)",
         EventSpec(SourceFormat("sequence", delimiter=" "), event_type="purchase"),
+        events_file="Beauty.txt",
     ),
 }

@@ -1,0 +1,18 @@
+"""Store -> training data: id vocabularies, interaction matrices, event weighting, splits."""
+
+from penchant.data.build import build_dataset, compact, min_support
+from penchant.data.dataset import Dataset
+from penchant.data.splits import PROTOCOLS, Split, split
+from penchant.data.weighting import DEFAULT_TYPE_WEIGHTS, Weighting
+
+__all__ = [
+    "DEFAULT_TYPE_WEIGHTS",
+    "PROTOCOLS",
+    "Dataset",
+    "Split",
+    "Weighting",
+    "build_dataset",
+    "compact",
+    "min_support",
+    "split",
+]

@@ -1,0 +1,209 @@
+"""From event tables (the store's or a file's) to a `Dataset`, one streaming pass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from penchant.data.dataset import Dataset
+from penchant.data.weighting import Weighting
+from penchant.errors import InvalidInput
+from penchant.schema.common import to_micros
+
+_MICROS_PER_DAY = 86_400 * 1_000_000
+
+
+def build_dataset(
+    tables: Iterable[pa.Table], weighting: Weighting | None = None, *, now: datetime | None = None
+) -> Dataset:
+    """Turn event tables into training pairs.
+
+    Each table needs `user_id`, `item_id`, `type` and `value` columns, and the time as
+    either `ts` (int64 microseconds, as `EVENT_TABLE_SCHEMA`) or `timestamp` (a timestamp
+    column, as `EventStore.interactions` yields). Events without a user or an item
+    (anonymous sessions, page-level events) are skipped. Exact duplicates (same user, item,
+    type and time) count once.
+
+    Args:
+        tables: the events, in any number of chunks.
+        weighting: the rules; the defaults when None.
+        now: the reference time of the time decay; the newest event when None.
+
+    Returns:
+        One pair per (user, item) with its aggregated weight, over vocabularies in order of
+        first appearance.
+
+    Raises:
+        InvalidInput: a table lacks a needed column, or no event is left to train on.
+    """
+    rules = weighting or Weighting()
+    kept = [_weighted_chunk(table, rules) for table in tables]
+    kept = [t for t in kept if t.num_rows]
+    if not kept:
+        raise InvalidInput(
+            "no usable interactions: no event has a user, an item and a counted type"
+        )
+    events = pa.concat_tables(kept).combine_chunks()
+    events = _exact_dedupe(events)
+    users = pc.dictionary_encode(events.column("user_id").combine_chunks())
+    items = pc.dictionary_encode(events.column("item_id").combine_chunks())
+    u = np.asarray(users.indices.to_numpy(), dtype=np.int64)
+    i = np.asarray(items.indices.to_numpy(), dtype=np.int64)
+    ts = np.asarray(events.column("ts").to_numpy(), dtype=np.int64)
+    w = np.asarray(events.column("weight").to_numpy(), dtype=np.float64)
+    if rules.half_life_days is not None:
+        ref = to_micros(now) if now is not None else int(ts.max())
+        age_days = np.maximum(ref - ts, 0) / _MICROS_PER_DAY
+        w = w * np.exp2(-age_days / rules.half_life_days)
+    data = _aggregate(
+        u,
+        i,
+        w,
+        ts,
+        user_ids=users.dictionary.to_numpy(zero_copy_only=False),
+        item_ids=items.dictionary.to_numpy(zero_copy_only=False),
+        how=rules.aggregate,
+    )
+    return min_support(data, rules.min_user_interactions, rules.min_item_interactions)
+
+
+def _weighted_chunk(table: pa.Table, rules: Weighting) -> pa.Table:
+    """The chunk's counted events as user_id, item_id, type, weight, ts."""
+    names = set(table.column_names)
+    missing = {"user_id", "item_id", "type"} - names
+    if missing or not names & {"ts", "timestamp"}:
+        raise InvalidInput(f"event table lacks {sorted(missing) or ['ts']}")
+    ts = table.column("ts") if "ts" in names else table.column("timestamp")
+    if pa.types.is_timestamp(ts.type):
+        ts = pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC")), pa.int64())
+    types = pc.cast(table.column("type"), pa.string())
+    positive = rules.positive_types
+    type_index = pc.index_in(types, value_set=pa.array(positive, pa.string()))
+    keep = pc.and_(
+        pc.and_(pc.is_valid(table.column("user_id")), pc.is_valid(table.column("item_id"))),
+        pc.is_valid(type_index),
+    )
+    value = (
+        pc.cast(table.column("value"), pa.float64())
+        if "value" in names
+        else pa.nulls(table.num_rows, pa.float64())
+    )
+    base = np.array([rules.type_weights[t] for t in positive], dtype=np.float64)
+    weight = np.asarray(base, dtype=np.float64)[
+        np.asarray(type_index.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    ]
+    v = np.asarray(pc.fill_null(value, np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+    keep_np = np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)
+    types_np = (
+        types.to_numpy(zero_copy_only=False)
+        if "dwell" in positive or "rating" in positive
+        else None
+    )
+    if types_np is not None:
+        is_rating = types_np == "rating"
+        if rules.rating_threshold is not None:
+            keep_np &= ~(is_rating & ~(v >= rules.rating_threshold))
+        if rules.rating_as_weight:
+            weight = np.where(is_rating & np.isfinite(v), weight * v, weight)
+        is_dwell = types_np == "dwell"
+        if rules.min_dwell_seconds > 0:
+            keep_np &= ~(is_dwell & ~(v >= rules.min_dwell_seconds))
+        if rules.dwell_saturation_seconds is not None:
+            scale = np.clip(np.nan_to_num(v, nan=0.0) / rules.dwell_saturation_seconds, 0.0, 1.0)
+            weight = np.where(is_dwell, weight * scale, weight)
+    keep_np &= weight > 0
+    mask = pa.array(keep_np)
+    return pa.table(
+        {
+            "user_id": pc.cast(table.column("user_id"), pa.string()).filter(mask),
+            "item_id": pc.cast(table.column("item_id"), pa.string()).filter(mask),
+            "type": types.filter(mask),
+            "weight": pa.array(weight[keep_np], pa.float64()),
+            "ts": pc.cast(ts, pa.int64()).filter(mask),
+        }
+    )
+
+
+def _exact_dedupe(events: pa.Table) -> pa.Table:
+    """Drop repeated (user, item, type, ts) rows: the same event imported twice."""
+    grouped = events.group_by(["user_id", "item_id", "type", "ts"], use_threads=False).aggregate(
+        [("weight", "max")]
+    )
+    return grouped.rename_columns(["user_id", "item_id", "type", "ts", "weight"])
+
+
+def _aggregate(
+    u: np.ndarray[Any, Any],
+    i: np.ndarray[Any, Any],
+    w: np.ndarray[Any, Any],
+    ts: np.ndarray[Any, Any],
+    *,
+    user_ids: np.ndarray[Any, Any],
+    item_ids: np.ndarray[Any, Any],
+    how: str,
+) -> Dataset:
+    """One row per (user, item): weights combined by `how`, first and last times kept."""
+    n_items = max(len(item_ids), 1)
+    key = u * n_items + i
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.array([], int)
+    reduce = np.add if how == "sum" else np.maximum
+    weights = reduce.reduceat(w[order], starts) if len(key) else np.array([])
+    sorted_ts = ts[order]
+    first = np.minimum.reduceat(sorted_ts, starts) if len(key) else np.array([], np.int64)
+    last = np.maximum.reduceat(sorted_ts, starts) if len(key) else np.array([], np.int64)
+    pairs = key[starts]
+    return Dataset.from_arrays(
+        user_ids=user_ids,
+        item_ids=item_ids,
+        users=pairs // n_items,
+        items=pairs % n_items,
+        weights=weights,
+        first_ts=first,
+        last_ts=last,
+    )
+
+
+def min_support(data: Dataset, min_user: int, min_item: int) -> Dataset:
+    """Drop users and items below the minimums, repeatedly, then compact the vocabularies.
+
+    Raises:
+        InvalidInput: nothing is left.
+    """
+    if min_user <= 1 and min_item <= 1:
+        return data
+    keep = np.ones(len(data), dtype=bool)
+    while True:
+        users_ok = np.bincount(data.users[keep], minlength=data.n_users) >= min_user
+        items_ok = np.bincount(data.items[keep], minlength=data.n_items) >= min_item
+        new_keep = keep & users_ok[data.users] & items_ok[data.items]
+        if new_keep.sum() == keep.sum():
+            break
+        keep = new_keep
+    if not keep.any():
+        raise InvalidInput(
+            f"no interactions left after min_user_interactions={min_user} and "
+            f"min_item_interactions={min_item}"
+        )
+    return compact(data.subset(keep))
+
+
+def compact(data: Dataset) -> Dataset:
+    """The same pairs over vocabularies holding only the users and items that occur."""
+    used_users, u = np.unique(data.users, return_inverse=True)
+    used_items, i = np.unique(data.items, return_inverse=True)
+    return Dataset.from_arrays(
+        user_ids=data.user_ids[used_users],
+        item_ids=data.item_ids[used_items],
+        users=u,
+        items=i,
+        weights=data.weights,
+        first_ts=data.first_ts,
+        last_ts=data.last_ts,
+    )

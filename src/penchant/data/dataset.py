@@ -1,0 +1,178 @@
+"""Training data: one row per (user, item) pair with a weight and times, over id vocabularies."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from penchant.errors import InvalidInput
+
+IntArray = np.ndarray[Any, np.dtype[np.int32]]
+LongArray = np.ndarray[Any, np.dtype[np.int64]]
+FloatArray = np.ndarray[Any, np.dtype[np.float32]]
+StrArray = np.ndarray[Any, np.dtype[np.str_]]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Interactions as parallel arrays over a user and an item vocabulary.
+
+    Every (user, item) pair appears at most once. Subsets made by splitting keep the
+    vocabularies of the whole, so codes mean the same thing in train and test.
+
+    Attributes:
+        user_ids: the user vocabulary: code -> id.
+        item_ids: the item vocabulary (the catalog that is ranked): code -> id.
+        users: user code of each pair.
+        items: item code of each pair.
+        weights: strength of each pair (see `Weighting`).
+        first_ts: time of the pair's first counted event, microseconds since the epoch.
+        last_ts: time of its latest counted event.
+    """
+
+    user_ids: StrArray
+    item_ids: StrArray
+    users: IntArray
+    items: IntArray
+    weights: FloatArray
+    first_ts: LongArray
+    last_ts: LongArray
+
+    @classmethod
+    def from_arrays(
+        cls,
+        user_ids: Sequence[str] | np.ndarray[Any, Any],
+        item_ids: Sequence[str] | np.ndarray[Any, Any],
+        users: np.ndarray[Any, Any],
+        items: np.ndarray[Any, Any],
+        weights: np.ndarray[Any, Any] | None = None,
+        first_ts: np.ndarray[Any, Any] | None = None,
+        last_ts: np.ndarray[Any, Any] | None = None,
+    ) -> Dataset:
+        """A dataset from codes that are already unique pairs (no aggregation here).
+
+        Raises:
+            InvalidInput: arrays of different lengths or codes outside the vocabularies.
+        """
+        n = len(users)
+        arrays = {
+            "items": items,
+            "weights": weights if weights is not None else np.ones(n),
+            "first_ts": first_ts if first_ts is not None else np.zeros(n),
+        }
+        for name, array in arrays.items():
+            if len(array) != n:
+                raise InvalidInput(f"{name}: {len(array)} values for {n} users")
+        u = np.asarray(users, dtype=np.int32)
+        i = np.asarray(items, dtype=np.int32)
+        uid = np.asarray(user_ids, dtype=np.str_)
+        iid = np.asarray(item_ids, dtype=np.str_)
+        if n and (u.min() < 0 or u.max() >= len(uid) or i.min() < 0 or i.max() >= len(iid)):
+            raise InvalidInput("user or item code outside its vocabulary")
+        first = np.asarray(arrays["first_ts"], dtype=np.int64)
+        return cls(
+            user_ids=uid,
+            item_ids=iid,
+            users=u,
+            items=i,
+            weights=np.asarray(arrays["weights"], dtype=np.float32),
+            first_ts=first,
+            last_ts=np.asarray(last_ts, dtype=np.int64) if last_ts is not None else first,
+        )
+
+    @property
+    def n_users(self) -> int:
+        """Size of the user vocabulary."""
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        """Size of the item vocabulary."""
+        return len(self.item_ids)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @cached_property
+    def matrix(self) -> sp.csr_matrix:
+        """The users x items CSR matrix of weights (float32, sorted indices)."""
+        m = sp.csr_matrix(
+            (self.weights, (self.users, self.items)),
+            shape=(self.n_users, self.n_items),
+            dtype=np.float32,
+        )
+        m.sum_duplicates()
+        m.sort_indices()
+        return m
+
+    @cached_property
+    def item_counts(self) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """Distinct users per item code."""
+        return np.bincount(self.items, minlength=self.n_items).astype(np.int64)
+
+    @cached_property
+    def user_counts(self) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """Distinct items per user code."""
+        return np.bincount(self.users, minlength=self.n_users).astype(np.int64)
+
+    def subset(self, mask: np.ndarray[Any, np.dtype[np.bool_]]) -> Dataset:
+        """The pairs where `mask` is true, over the same vocabularies."""
+        return Dataset(
+            user_ids=self.user_ids,
+            item_ids=self.item_ids,
+            users=self.users[mask],
+            items=self.items[mask],
+            weights=self.weights[mask],
+            first_ts=self.first_ts[mask],
+            last_ts=self.last_ts[mask],
+        )
+
+    def user_codes(self, ids: Sequence[str]) -> LongArray:
+        """Codes of user ids; -1 for ids not in the vocabulary."""
+        return lookup_codes(self.user_ids, ids)
+
+    def item_codes(self, ids: Sequence[str]) -> LongArray:
+        """Codes of item ids; -1 for ids not in the vocabulary."""
+        return lookup_codes(self.item_ids, ids)
+
+    def write_csv(self, path: Path) -> None:
+        """Write the pairs as `user,item,weight,timestamp` (seconds), sorted by user then time.
+
+        This is the exact data an evaluation used, for anyone to check its numbers.
+        """
+        order = np.lexsort((self.items, self.first_ts, self.users))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["user", "item", "weight", "timestamp"])
+            users = self.user_ids[self.users[order]]
+            items = self.item_ids[self.items[order]]
+            weights = self.weights[order]
+            seconds = self.first_ts[order] // 1_000_000
+            step = 100_000
+            for start in range(0, len(order), step):
+                end = start + step
+                writer.writerows(
+                    zip(
+                        users[start:end].tolist(),
+                        items[start:end].tolist(),
+                        [f"{w:.6g}" for w in weights[start:end].tolist()],
+                        seconds[start:end].tolist(),
+                        strict=True,
+                    )
+                )
+
+
+def lookup_codes(vocabulary: StrArray, ids: Sequence[str]) -> LongArray:
+    """Codes of ids in a vocabulary; -1 where absent."""
+    index = pc.index_in(pa.array(list(ids), pa.string()), value_set=pa.array(vocabulary))
+    return np.asarray(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)

@@ -1,0 +1,25 @@
+"""Recommendation models behind one `Recommender` contract, and their artifacts."""
+
+from penchant.models.als import ImplicitALS
+from penchant.models.base import NotFitted, Recommender
+from penchant.models.blend import Blend
+from penchant.models.bpr import BPR
+from penchant.models.ease import EASE, CatalogTooLarge
+from penchant.models.itemknn import ItemKNN
+from penchant.models.popular import Popular
+from penchant.models.registry import MODELS, create_model, load_model
+
+__all__ = [
+    "BPR",
+    "EASE",
+    "MODELS",
+    "Blend",
+    "CatalogTooLarge",
+    "ImplicitALS",
+    "ItemKNN",
+    "NotFitted",
+    "Popular",
+    "Recommender",
+    "create_model",
+    "load_model",
+]

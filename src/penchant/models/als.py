@@ -1,0 +1,69 @@
+"""Implicit-feedback alternating least squares, trained by the `implicit` library."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from penchant.data import Dataset
+from penchant.errors import InvalidInput
+from penchant.models.factors import FactorArray, FactorModel, weighted_least_squares
+
+
+class ImplicitALS(FactorModel):
+    """Weighted matrix factorization for implicit feedback (Hu, Koren and Volinsky 2008).
+
+    Training is `implicit`'s conjugate-gradient ALS; the interaction weights are the
+    preference strengths and confidence is `alpha * weight`.
+
+    Args:
+        factors: latent dimensions.
+        regularization: L2 penalty on the factors.
+        alpha: confidence scale of the weights.
+        epochs: ALS sweeps.
+        rng: seed of the factor initialization.
+        threads: training threads (0: all cores).
+    """
+
+    name = "ials"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.01,
+        alpha: float = 1.0,
+        epochs: int = 15,
+        rng: int | None = 0,
+        threads: int = 0,
+    ) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.epochs = epochs
+        self.rng = rng
+        self.threads = threads
+
+    def _fit(self, data: Dataset) -> None:
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        if self.factors < 1 or self.epochs < 1:
+            raise InvalidInput("factors and epochs must be at least 1")
+        if self.regularization < 0 or self.alpha <= 0:
+            raise InvalidInput("regularization must be >= 0 and alpha above 0")
+        # implicit's advice: BLAS threads fight its OpenMP threads (it checks when built)
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.epochs,
+                random_state=self.rng,
+                num_threads=self.threads,
+            )
+            model.fit(data.matrix, show_progress=False)
+        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+
+    def _fold_in(self, history: sp.csr_matrix) -> FactorArray:
+        return weighted_least_squares(history, self.item_factors_, self.regularization, self.alpha)

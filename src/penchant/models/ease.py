@@ -1,0 +1,94 @@
+"""EASE: a closed-form item-item linear model (Steck 2019)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from penchant.data import Dataset
+from penchant.errors import InvalidInput
+from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray
+
+
+class CatalogTooLarge(InvalidInput):
+    """A model's dense item x item matrix would not fit in memory."""
+
+
+def physical_memory() -> int:
+    """Bytes of memory on this machine (a cgroup limit, where one is set, if lower)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit:
+            text = limit.read().strip()
+        if text.isdigit():
+            total = min(total, int(text))
+    except OSError:
+        pass
+    return int(total)
+
+
+class EASE(Recommender):
+    """Embarrassingly shallow autoencoder: B = argmin |X - XB|^2 + l|B|^2 with diag(B) = 0.
+
+    The solution is closed form: P = (X'X + l I)^-1, B = -P / diag(P), diag(B) = 0, and a
+    user's scores are their history times B. It needs dense items x items matrices, so the
+    catalog size is bounded by memory: fitting checks first and raises `CatalogTooLarge`
+    with the numbers instead of running the machine out of memory.
+
+    Args:
+        regularization: l, the L2 penalty (larger for larger or denser data).
+        weighted: use interaction weights in X (else 0/1).
+        memory_fraction: share of the machine's memory fitting may plan to use.
+    """
+
+    name = "ease"
+
+    def __init__(
+        self, regularization: float = 500.0, weighted: bool = False, memory_fraction: float = 0.6
+    ) -> None:
+        self.regularization = regularization
+        self.weighted = weighted
+        self.memory_fraction = memory_fraction
+
+    def _fit(self, data: Dataset) -> None:
+        if self.regularization <= 0:
+            raise InvalidInput(f"regularization: must be above 0, got {self.regularization}")
+        n = data.n_items
+        # float64 Gram matrix, its inverse, and the float32 result held at once
+        needed = n * n * (8 + 8 + 4)
+        budget = physical_memory() * self.memory_fraction
+        if needed > budget:
+            raise CatalogTooLarge(
+                f"EASE on {n:,} items needs about {needed / 2**30:.1f} GiB for its dense "
+                f"item x item matrices; {budget / 2**30:.1f} GiB is allowed here. Use itemknn "
+                "or ials for a catalog this large, or raise min_item_interactions."
+            )
+        x = data.matrix.astype(np.float64)
+        if not self.weighted:
+            x.data[:] = 1.0
+        gram = np.asarray((x.T @ x).toarray(), dtype=np.float64)
+        gram[np.diag_indices(n)] += self.regularization
+        p = np.linalg.inv(gram)
+        del gram
+        b = p / (-np.diag(p))
+        b[np.diag_indices(n)] = 0.0
+        self.weights_ = b.astype(np.float32)
+
+    def _score(self, users: CodeArray, history: sp.csr_matrix) -> ScoreArray:
+        hist = history.astype(np.float32)
+        if not self.weighted:
+            hist.data[:] = 1.0
+        return np.asarray(hist @ self.weights_, dtype=np.float32)
+
+    def _similar(self, items: CodeArray, one_hot: sp.csr_matrix) -> ScoreArray:
+        return np.asarray(self.weights_[items], dtype=np.float32)
+
+    def _arrays(self) -> Arrays:
+        return {"weights": self.weights_}
+
+    def _restore(self, arrays: Mapping[str, np.ndarray[Any, Any]], meta: Mapping[str, Any]) -> None:
+        self.weights_ = np.array(arrays["weights"], dtype=np.float32)

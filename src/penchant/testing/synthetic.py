@@ -1,0 +1,45 @@
+"""Synthetic interaction data with known answers, for testing models and metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from penchant.data import Dataset
+
+
+def planted_blocks(
+    n_users: int = 60,
+    n_items: int = 40,
+    blocks: int = 2,
+    density: float = 0.5,
+    rng: int = 0,
+) -> Dataset:
+    """Users and items in `blocks` groups; users take only items of their own group.
+
+    User u and item i belong to group `u % blocks` and `i % blocks`. Each user takes each
+    item of their group with probability `density` (at least two of them), so for any model
+    that learns co-consumption, a user's best unseen items are the rest of their group. Item
+    popularity is made to favour group 0 overall, so that a popularity ranking gets the
+    other groups wrong. Ids are `u<code>` and `i<code>`; times increase with the pair index.
+    """
+    gen = np.random.default_rng(rng)
+    users: list[int] = []
+    items: list[int] = []
+    for u in range(n_users):
+        group = u % blocks
+        own = np.arange(group, n_items, blocks)
+        # group 0 users are more numerous in effect: they take more items
+        p = min(1.0, density * (1.5 if group == 0 else 1.0))
+        taken = own[gen.random(len(own)) < p]
+        if len(taken) < 2:
+            taken = own[:2]
+        users.extend([u] * len(taken))
+        items.extend(taken.tolist())
+    n = len(users)
+    return Dataset.from_arrays(
+        user_ids=[f"u{u}" for u in range(n_users)],
+        item_ids=[f"i{i}" for i in range(n_items)],
+        users=np.asarray(users),
+        items=np.asarray(items),
+        first_ts=np.arange(n, dtype=np.int64) * 1_000_000,
+    )

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from penchant import __version__
-from penchant.cli import commands, data, keys, send
+from penchant.cli import commands, data, evaluate, keys, send
 from penchant.errors import PenchantError
 
 
@@ -82,6 +82,7 @@ app.command("serve")(commands.serve)
 app.command("stats")(commands.stats)
 app.command("demo")(commands.demo)
 app.command("send")(send.send)
+app.command("evaluate")(evaluate.evaluate)
 app.add_typer(data.app, name="import")
 app.add_typer(keys.app, name="keys")
 

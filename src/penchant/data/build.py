@@ -69,6 +69,11 @@ def build_dataset(
         item_ids=items.dictionary.to_numpy(zero_copy_only=False),
         how=rules.aggregate,
     )
+    positive = data.weights > 0  # float32: events decayed to nothing are no preference
+    if not positive.all():
+        if not positive.any():
+            raise InvalidInput("no usable interactions: every event decayed to weight 0")
+        data = compact(data.subset(positive))
     return min_support(data, rules.min_user_interactions, rules.min_item_interactions)
 
 
@@ -80,13 +85,14 @@ def _weighted_chunk(table: pa.Table, rules: Weighting) -> pa.Table:
         raise InvalidInput(f"event table lacks {sorted(missing) or ['ts']}")
     ts = table.column("ts") if "ts" in names else table.column("timestamp")
     if pa.types.is_timestamp(ts.type):
-        ts = pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC")), pa.int64())
+        # safe=False truncates nanoseconds instead of failing on them
+        ts = pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC"), safe=False), pa.int64())
     types = pc.cast(table.column("type"), pa.string())
     positive = rules.positive_types
     type_index = pc.index_in(types, value_set=pa.array(positive, pa.string()))
     keep = pc.and_(
         pc.and_(pc.is_valid(table.column("user_id")), pc.is_valid(table.column("item_id"))),
-        pc.is_valid(type_index),
+        pc.and_(pc.is_valid(type_index), pc.is_valid(ts)),
     )
     value = (
         pc.cast(table.column("value"), pa.float64())
@@ -130,11 +136,22 @@ def _weighted_chunk(table: pa.Table, rules: Weighting) -> pa.Table:
 
 
 def _exact_dedupe(events: pa.Table) -> pa.Table:
-    """Drop repeated (user, item, type, ts) rows: the same event imported twice."""
-    grouped = events.group_by(["user_id", "item_id", "type", "ts"], use_threads=False).aggregate(
-        [("weight", "max")]
+    """Drop repeated (user, item, type, ts) rows: the same event imported twice.
+
+    Rows stay in the order of their first occurrence (group_by promises no order), so the
+    vocabularies follow first appearance.
+    """
+    keys = ["user_id", "item_id", "type", "ts"]
+    rows = pa.array(np.arange(events.num_rows, dtype=np.int64))
+    grouped = (
+        events.append_column("row", rows)
+        .group_by(keys, use_threads=False)
+        .aggregate([("weight", "max"), ("row", "min")])
+        .sort_by("row_min")
     )
-    return grouped.rename_columns(["user_id", "item_id", "type", "ts", "weight"])
+    return pa.table(
+        {**{k: grouped.column(k) for k in keys}, "weight": grouped.column("weight_max")}
+    )
 
 
 def _aggregate(

@@ -68,6 +68,7 @@ class Dataset:
             "items": items,
             "weights": weights if weights is not None else np.ones(n),
             "first_ts": first_ts if first_ts is not None else np.zeros(n),
+            "last_ts": last_ts if last_ts is not None else np.zeros(n),
         }
         for name, array in arrays.items():
             if len(array) != n:

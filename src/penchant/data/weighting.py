@@ -67,16 +67,27 @@ class Weighting:
                 raise InvalidInput(f"type_weights.{name}: must be a finite number >= 0")
         if not any(w > 0 for w in self.type_weights.values()):
             raise InvalidInput("type_weights: at least one event type needs a weight above 0")
+        if self.rating_threshold is not None and not math.isfinite(self.rating_threshold):
+            raise InvalidInput(
+                "rating_threshold: must be a finite number", field="rating_threshold"
+            )
         if self.half_life_days is not None and not self.half_life_days > 0:
-            raise InvalidInput("half_life_days: must be above 0")
-        if self.dwell_saturation_seconds is not None and not self.dwell_saturation_seconds > 0:
-            raise InvalidInput("dwell_saturation_seconds: must be above 0")
-        if self.min_dwell_seconds < 0:
-            raise InvalidInput("min_dwell_seconds: must be >= 0")
+            raise InvalidInput("half_life_days: must be above 0", field="half_life_days")
+        saturation = self.dwell_saturation_seconds
+        if saturation is not None and not (math.isfinite(saturation) and saturation > 0):
+            raise InvalidInput(
+                "dwell_saturation_seconds: must be a finite number above 0",
+                field="dwell_saturation_seconds",
+            )
+        if not (math.isfinite(self.min_dwell_seconds) and self.min_dwell_seconds >= 0):
+            raise InvalidInput(
+                "min_dwell_seconds: must be a finite number >= 0", field="min_dwell_seconds"
+            )
         if self.aggregate not in ("max", "sum"):
-            raise InvalidInput("aggregate: must be 'max' or 'sum'")
-        if self.min_user_interactions < 1 or self.min_item_interactions < 1:
-            raise InvalidInput("min_user_interactions and min_item_interactions must be >= 1")
+            raise InvalidInput("aggregate: must be 'max' or 'sum'", field="aggregate")
+        for name in ("min_user_interactions", "min_item_interactions"):
+            if not getattr(self, name) >= 1:
+                raise InvalidInput(f"{name}: must be >= 1", field=name)
 
     @property
     def positive_types(self) -> list[str]:

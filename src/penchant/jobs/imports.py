@@ -77,7 +77,7 @@ def import_events(
         raise InvalidInput(f"{path}: no such file")
     preset = get_preset(format or guess_format(path))
     tenant = tenant or settings.tenant
-    spec = _event_spec(preset, mapping or {}, event_type, timestamp_unit, delimiter, encoding)
+    spec = event_spec(preset, mapping or {}, event_type, timestamp_unit, delimiter, encoding)
     companions = _companions(preset, path, with_catalog)
     catalog: dict[str, dict[str, object]] = {}
     for kind, companion in companions:
@@ -147,7 +147,7 @@ def import_catalog_file(
     )
 
 
-def _event_spec(
+def event_spec(
     preset: Preset,
     mapping: Mapping[str, str],
     event_type: str | None,
@@ -155,6 +155,7 @@ def _event_spec(
     delimiter: str | None,
     encoding: str | None,
 ) -> EventSpec:
+    """The preset's event spec with the command line's overrides applied."""
     spec = preset.events
     return EventSpec(
         source=_source(spec.source, delimiter, encoding),

@@ -1,0 +1,149 @@
+"""`penchant evaluate`: offline evaluation of models on a dataset file, with a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, get_args
+
+import typer
+from rich.table import Table
+
+from penchant.cli.common import Json, err, out, print_json
+from penchant.data import PROTOCOLS, Weighting
+from penchant.errors import InvalidInput
+from penchant.ingest.columns import TimestampUnit
+from penchant.ingest.formats import PRESETS
+from penchant.jobs.evaluate import AUTO, EvaluateOptions, run_evaluation
+from penchant.models import MODELS
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise InvalidInput(f"{option} {text!r}: expected whole numbers such as 10,20,50") from exc
+    if not values:
+        raise InvalidInput(f"{option}: give at least one value")
+    return values
+
+
+def evaluate(
+    dataset: Annotated[
+        Path, typer.Option("--dataset", help="A dataset folder or event file.", show_default=False)
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the report.", show_default=False)
+    ],
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"One of {', '.join(PRESETS)} (default: from the file name).",
+            show_default=False,
+        ),
+    ] = None,
+    protocol: Annotated[str, typer.Option(help=f"One of {', '.join(PROTOCOLS)}.")] = "holdout",
+    models: Annotated[
+        str, typer.Option(help=f"Comma-separated: {', '.join([*MODELS, AUTO])}.")
+    ] = "popular,itemknn,ials,bpr,ease",
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "10,20,50",
+    seed: Annotated[int, typer.Option(help="Seed of the split, the models and tuning.")] = 0,
+    test_fraction: Annotated[
+        float, typer.Option(help="Held-out share: of pairs (temporal) or of each user's.")
+    ] = 0.2,
+    test_users: Annotated[float, typer.Option(help="strong: share of users held out.")] = 0.1,
+    trials: Annotated[int, typer.Option(help="auto: tuning trials per model.")] = 20,
+    user_col: Annotated[str | None, typer.Option(help="Column of the user id.")] = None,
+    item_col: Annotated[str | None, typer.Option(help="Column of the item id.")] = None,
+    value_col: Annotated[str | None, typer.Option(help="Column of the value.")] = None,
+    time_col: Annotated[str | None, typer.Option(help="Column of the time.")] = None,
+    sep: Annotated[str | None, typer.Option(help="Field separator, e.g. ',' or tab.")] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="Names of the columns of a file without a header, comma-separated."),
+    ] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--type", help="Event type of every row (default: rating).")
+    ] = None,
+    timestamp_unit: Annotated[
+        str | None, typer.Option(help="s, ms, us, ns or iso (default: guessed).")
+    ] = None,
+    rating_threshold: Annotated[
+        float | None, typer.Option(help="Ratings below this are not interactions.")
+    ] = None,
+    min_user: Annotated[int, typer.Option(help="Drop users with fewer items.")] = 1,
+    min_item: Annotated[int, typer.Option(help="Drop items with fewer users.")] = 1,
+    json: Json = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Fit models on a split of a dataset and judge their full rankings; write a report.
+
+    The report folder gets report.md (leaderboard with confidence intervals and paired
+    tests), metrics.json, PNG plots, the exact split (train.csv, validation.csv, test.csv)
+    and each model's lists (recs-MODEL.csv).
+    """
+    units = get_args(TimestampUnit)
+    if timestamp_unit is not None and timestamp_unit not in units:
+        raise InvalidInput(f"--timestamp-unit {timestamp_unit!r}: expected one of {units}")
+    mapping = {
+        name: column
+        for name, column in {
+            "user": user_col,
+            "item": item_col,
+            "value": value_col,
+            "timestamp": time_col,
+        }.items()
+        if column is not None
+    }
+    options = EvaluateOptions(
+        dataset=dataset,
+        output=output,
+        format=format,
+        protocol=protocol,
+        models=[m.strip() for m in models.split(",") if m.strip()],
+        ks=_ints(k, "--k"),
+        seed=seed,
+        test_fraction=test_fraction,
+        test_users=test_users,
+        trials=trials,
+        columns=mapping,
+        header_names=[c.strip() for c in columns.split(",")] if columns else None,
+        delimiter=sep,
+        event_type=event_type,
+        timestamp_unit=timestamp_unit,  # type: ignore[arg-type]
+        weighting=Weighting(
+            rating_threshold=rating_threshold,
+            min_user_interactions=min_user,
+            min_item_interactions=min_item,
+        ),
+    )
+    document = run_evaluation(options, console=None if quiet or json else err())
+    if json:
+        print_json(document)
+        return
+    _print(document, output)
+
+
+def _print(document: dict[str, object], output: Path) -> None:
+    ks = document["ks"]
+    assert isinstance(ks, list)
+    models = document["models"]
+    assert isinstance(models, dict)
+    k0, k1 = ks[0], ks[min(1, len(ks) - 1)]
+    table = Table(title=f"{document['dataset']} · {document['protocol']} · seed {document['seed']}")
+    for column in ("model", f"ndcg@{k0}", f"recall@{k1}", f"coverage@{k0}", "fit s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    ranked = sorted(models.items(), key=lambda kv: -kv[1]["metrics"][f"ndcg@{k0}"])
+    for name, entry in ranked:
+        metrics, intervals = entry["metrics"], entry["intervals"]
+        low, high = intervals[f"ndcg@{k0}"]
+        table.add_row(
+            name,
+            f"{metrics[f'ndcg@{k0}']:.4f} [{low:.3f}, {high:.3f}]",
+            f"{metrics[f'recall@{k1}']:.4f}",
+            f"{metrics[f'coverage@{k0}']:.3f}",
+            f"{entry['fit_seconds']:.2f}",
+        )
+    console = out()
+    console.print(table)
+    console.print(f"Report: {output / 'report.md'}")

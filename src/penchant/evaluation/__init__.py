@@ -1,0 +1,1 @@
+"""Offline evaluation: protocols, metrics, statistics, tuning and reports."""

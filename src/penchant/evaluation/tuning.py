@@ -1,0 +1,252 @@
+"""Hyperparameter search with optuna on a validation split, and `auto`: tune all, then blend.
+
+Nothing here sees a test split: `tune_model` and `auto_select` take the validation split
+(the training pairs split again by the same protocol) and return a configuration; the
+caller refits that configuration on all training pairs and judges it on the test pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from penchant.data import Split
+from penchant.errors import InvalidInput
+from penchant.evaluation.run import evaluate_model
+from penchant.models import Blend, Recommender, create_model
+from penchant.models.ease import CatalogTooLarge
+
+Params = dict[str, Any]
+#: Told after every trial: (model name, trial number, value).
+OnTrial = Callable[[str, int, float], None]
+
+
+def _popular(trial: optuna.Trial) -> Params:
+    if trial.suggest_categorical("trending", [False, True]):
+        return {"half_life_days": trial.suggest_float("half_life_days", 1.0, 720.0, log=True)}
+    return {"half_life_days": None}
+
+
+def _itemknn(trial: optuna.Trial) -> Params:
+    return {
+        "k": trial.suggest_int("k", 5, 1000, log=True),
+        "shrinkage": trial.suggest_float("shrinkage", 0.0, 200.0),
+        "weighted": trial.suggest_categorical("weighted", [False, True]),
+    }
+
+
+def _ials(trial: optuna.Trial) -> Params:
+    return {
+        "factors": trial.suggest_int("factors", 16, 256, log=True),
+        "regularization": trial.suggest_float("regularization", 1e-3, 100.0, log=True),
+        "alpha": trial.suggest_float("alpha", 0.1, 50.0, log=True),
+        "epochs": trial.suggest_int("epochs", 5, 30),
+    }
+
+
+def _bpr(trial: optuna.Trial) -> Params:
+    return {
+        "factors": trial.suggest_int("factors", 16, 256, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.2, log=True),
+        "regularization": trial.suggest_float("regularization", 1e-5, 0.1, log=True),
+        "epochs": trial.suggest_int("epochs", 20, 300, log=True),
+    }
+
+
+def _ease(trial: optuna.Trial) -> Params:
+    return {"regularization": trial.suggest_float("regularization", 1.0, 20_000.0, log=True)}
+
+
+#: Each tunable model's search space.
+SEARCH_SPACES: dict[str, Callable[[optuna.Trial], Params]] = {
+    "popular": _popular,
+    "itemknn": _itemknn,
+    "ials": _ials,
+    "bpr": _bpr,
+    "ease": _ease,
+}
+#: Trials a model with this many hyperparameters needs at least (one knob needs fewer).
+_SMALL_SPACES = {"popular": 6, "ease": 10}
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """The outcome of tuning one model.
+
+    Attributes:
+        name: the model.
+        params: the best hyperparameters found.
+        value: their validation score.
+        trials: every trial's (params, value), in order.
+    """
+
+    name: str
+    params: Params
+    value: float
+    trials: list[tuple[Params, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What `auto_select` chose on the validation split.
+
+    Attributes:
+        description: e.g. `blend(ease 0.7, itemknn 0.3)` or `ease`.
+        value: its validation score.
+        tuned: each model's tuning outcome.
+        weights: the blend's weights by model (empty when one model won alone).
+        candidates: validation score of each single model and of the blend.
+    """
+
+    description: str
+    value: float
+    tuned: dict[str, Tuned]
+    weights: dict[str, float]
+    candidates: dict[str, float]
+
+    def build(self, *, rng: int = 0) -> Recommender:
+        """A new, unfitted model of the chosen configuration."""
+        if not self.weights:
+            name = max(self.tuned, key=lambda n: self.tuned[n].value)
+            return _create(name, self.tuned[name].params, rng)
+        members = [_create(n, self.tuned[n].params, rng) for n in self.weights]
+        return Blend(members, weights=list(self.weights.values()))
+
+
+def _create(name: str, params: Params, rng: int) -> Recommender:
+    model = create_model(name, **params)
+    if "rng" in model.get_params():
+        model = model.clone(rng=rng)
+    return model
+
+
+def tune_model(
+    name: str,
+    validation: Split,
+    *,
+    n_trials: int = 20,
+    metric: str = "ndcg@10",
+    rng: int = 0,
+    on_trial: OnTrial | None = None,
+) -> Tuned:
+    """Search one model's hyperparameters by its validation score (TPE, seeded).
+
+    Args:
+        name: a model in `SEARCH_SPACES`.
+        validation: the validation split (never the test split).
+        n_trials: trials to run (models with one knob run at most `_SMALL_SPACES` of them).
+        metric: what to maximize, e.g. `ndcg@10`.
+        rng: seed of the sampler and of the models.
+        on_trial: progress callback.
+
+    Raises:
+        InvalidInput: an unknown model or metric, or no trial that could be fitted.
+    """
+    if name not in SEARCH_SPACES:
+        raise InvalidInput(f"cannot tune {name!r}; tunable: {', '.join(SEARCH_SPACES)}")
+    k = _cutoff(metric)
+    space = SEARCH_SPACES[name]
+    trials: list[tuple[Params, float]] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        params = space(trial)
+        try:
+            result = evaluate_model(_create(name, params, rng), validation, [k])
+        except CatalogTooLarge:
+            raise
+        except InvalidInput as exc:  # a combination the model refuses counts as a failure
+            raise optuna.TrialPruned(str(exc)) from exc
+        value = result.mean(metric)
+        trials.append((params, value))
+        if on_trial is not None:
+            on_trial(name, trial.number, value)
+        return value
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=rng, multivariate=True)
+    )
+    study.optimize(objective, n_trials=min(n_trials, _SMALL_SPACES.get(name, n_trials)))
+    if not trials:
+        raise InvalidInput(f"tuning {name}: no trial could be fitted")
+    best_params, best_value = max(trials, key=lambda t: t[1])
+    return Tuned(name, best_params, best_value, trials)
+
+
+def auto_select(
+    validation: Split,
+    names: Sequence[str] = ("popular", "itemknn", "ials", "bpr", "ease"),
+    *,
+    n_trials: int = 20,
+    blend_trials: int = 30,
+    metric: str = "ndcg@10",
+    rng: int = 0,
+    on_trial: OnTrial | None = None,
+) -> Choice:
+    """Tune every model, then a weighted blend of the tuned ones; keep the best on validation.
+
+    A model whose catalog is too large for it (EASE on a huge catalog) is left out, not
+    fatal. The blend's weights are searched by TPE over [0, 1] per member.
+
+    Raises:
+        InvalidInput: no model could be tuned.
+    """
+    k = _cutoff(metric)
+    tuned: dict[str, Tuned] = {}
+    for name in names:
+        try:
+            tuned[name] = tune_model(
+                name, validation, n_trials=n_trials, metric=metric, rng=rng, on_trial=on_trial
+            )
+        except CatalogTooLarge:
+            continue
+    if not tuned:
+        raise InvalidInput("auto: no model could be tuned on this data")
+    candidates = {n: t.value for n, t in tuned.items()}
+    members = {n: _create(n, t.params, rng).fit(validation.train) for n, t in tuned.items()}
+    best_weights: dict[str, float] = {}
+    if len(members) > 1:
+        order = list(members)
+
+        def objective(trial: optuna.Trial) -> float:
+            weights = [trial.suggest_float(n, 0.0, 1.0) for n in order]
+            if sum(weights) == 0:
+                raise optuna.TrialPruned("all weights zero")
+            blend = Blend([members[n] for n in order], weights).with_fitted(validation.train)
+            value = evaluate_model(blend, validation, [k], fit=False).mean(metric)
+            if on_trial is not None:
+                on_trial("blend", trial.number, value)
+            return value
+
+        study = optuna.create_study(
+            direction="maximize", sampler=optuna.samplers.TPESampler(seed=rng)
+        )
+        # start from "the best model alone" and "all equal" so the blend never does worse
+        best_single = max(candidates, key=lambda n: candidates[n])
+        study.enqueue_trial({n: 1.0 if n == best_single else 0.0 for n in order})
+        study.enqueue_trial(dict.fromkeys(order, 1.0))
+        study.optimize(objective, n_trials=blend_trials)
+        candidates["blend"] = float(study.best_value)
+        weights = {n: round(float(study.best_params[n]), 4) for n in order}
+        if study.best_value > max(t.value for t in tuned.values()):
+            best_weights = {n: w for n, w in weights.items() if w > 0}
+    if best_weights:
+        description = "blend(" + ", ".join(f"{n} {w:g}" for n, w in best_weights.items()) + ")"
+        value = candidates["blend"]
+    else:
+        name = max(tuned, key=lambda n: tuned[n].value)
+        description, value = name, tuned[name].value
+    return Choice(description, value, tuned, best_weights, candidates)
+
+
+def _cutoff(metric: str) -> int:
+    try:
+        k = int(metric.split("@", 1)[1])
+    except (IndexError, ValueError) as exc:
+        raise InvalidInput(f"metric {metric!r}: expected NAME@K, e.g. ndcg@10") from exc
+    if k < 1:
+        raise InvalidInput(f"metric {metric!r}: k must be at least 1")
+    return k

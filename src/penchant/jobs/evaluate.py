@@ -1,0 +1,242 @@
+"""`penchant evaluate`: read a dataset, split it, fit and judge models, write the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from penchant import __version__
+from penchant.data import PROTOCOLS, Dataset, Split, Weighting, build_dataset, split
+from penchant.errors import InvalidInput
+from penchant.evaluation.report import write_report
+from penchant.evaluation.run import ModelResult, evaluate_model
+from penchant.evaluation.tuning import SEARCH_SPACES, auto_select
+from penchant.ingest.bulk import read_events
+from penchant.ingest.columns import TimestampUnit
+from penchant.ingest.formats import get_preset, guess_format
+from penchant.ingest.source import source_columns
+from penchant.jobs.imports import event_spec
+from penchant.models import MODELS, Blend, Recommender, create_model
+from penchant.schema import EventVocabulary
+
+#: What `--models` accepts besides the model names.
+AUTO = "auto"
+#: Plain column names of an evaluation file and the event fields they fill.
+COLUMN_ALIASES = {"user": "user_id", "item": "item_id", "value": "value", "timestamp": "timestamp"}
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """Everything `penchant evaluate` takes; see the command's help for each."""
+
+    dataset: Path
+    output: Path
+    format: str | None = None
+    protocol: str = "holdout"
+    models: Sequence[str] = ("popular", "itemknn", "ials", "bpr", "ease")
+    ks: Sequence[int] = (10, 20, 50)
+    seed: int = 0
+    test_fraction: float = 0.2
+    test_users: float = 0.1
+    trials: int = 20
+    columns: Mapping[str, str] = field(default_factory=dict)
+    header_names: Sequence[str] | None = None
+    delimiter: str | None = None
+    event_type: str | None = None
+    timestamp_unit: TimestampUnit | None = None
+    weighting: Weighting = field(default_factory=Weighting)
+
+
+def load_events(options: EvaluateOptions, rejects: Path) -> Iterator[pa.Table]:
+    """The dataset's events, validated like an import, not stored anywhere.
+
+    Raises:
+        InvalidInput: the file or options cannot be used.
+    """
+    path = options.dataset
+    preset = get_preset(options.format or guess_format(path))
+    if path.is_dir():
+        if preset.events_file is None:
+            raise InvalidInput(
+                f"{path} is a folder; give the file itself for --format {preset.name}"
+            )
+        path = path / preset.events_file
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    spec = event_spec(
+        preset, {}, options.event_type, options.timestamp_unit, options.delimiter, None
+    )
+    if options.header_names is not None:
+        source = dataclasses.replace(
+            spec.source, header=False, column_names=tuple(options.header_names)
+        )
+        spec = dataclasses.replace(spec, source=source)
+    mapping = dict(spec.mapping)
+    available = source_columns(path, spec.source) or []
+    for column, target in COLUMN_ALIASES.items():
+        if column in available and target not in available and column not in mapping:
+            mapping[column] = target
+    for name, column in options.columns.items():
+        if name not in COLUMN_ALIASES:
+            raise InvalidInput(f"--{name}-col: expected one of {', '.join(COLUMN_ALIASES)}")
+        mapping[column] = COLUMN_ALIASES[name]
+    event_type = spec.event_type
+    if event_type is None and "type" not in available and "type" not in mapping.values():
+        # a plain interaction file: ratings when it has values, else clicks
+        event_type = "rating" if "value" in mapping.values() or "value" in available else "click"
+    spec = dataclasses.replace(spec, mapping=mapping, event_type=event_type)
+    return read_events(path, spec, vocabulary=EventVocabulary(), rejects=rejects)
+
+
+def run_evaluation(options: EvaluateOptions, *, console: Console | None = None) -> dict[str, Any]:
+    """Evaluate the models on the dataset and write the report to `options.output`.
+
+    Args:
+        options: what to do.
+        console: where to draw progress, or None for none.
+
+    Returns:
+        The content of metrics.json.
+
+    Raises:
+        InvalidInput: bad options or data.
+    """
+    _check(options)
+    with tempfile.TemporaryDirectory() as tmp:
+        rejects = Path(tmp) / "rejects.jsonl"
+        data = build_dataset(load_events(options, rejects), options.weighting)
+        rejected = sum(1 for _ in rejects.open()) if rejects.exists() else 0
+    the_split = split(
+        data,
+        options.protocol,
+        test_fraction=options.test_fraction,
+        test_users=options.test_users,
+        rng=options.seed,
+    )
+    validation = _validation(the_split, options) if AUTO in options.models else None
+    metric = f"ndcg@{options.ks[0]}"
+    results: list[ModelResult] = []
+    with _progress(console) as progress:
+        for name in options.models:
+            if name == AUTO:
+                assert validation is not None
+                results.append(_auto(the_split, validation, options, metric, progress))
+                continue
+            progress(f"fitting {name}", None)
+            model = _named_model(name, options)
+            results.append(evaluate_model(model, the_split, options.ks, label=name))
+    header = {
+        "dataset": options.dataset.name,
+        "format": options.format or guess_format(options.dataset),
+        "protocol": options.protocol,
+        "seed": options.seed,
+        "users": data.n_users,
+        "items": data.n_items,
+        "interactions": len(data),
+        "rejected_rows": rejected,
+        "penchant": __version__,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    return write_report(
+        options.output,
+        results,
+        the_split,
+        options.ks,
+        header=header,
+        validation=validation,
+        rng=options.seed,
+    )
+
+
+def _check(options: EvaluateOptions) -> None:
+    if options.protocol not in PROTOCOLS:
+        raise InvalidInput(
+            f"--protocol {options.protocol!r}: expected one of {', '.join(PROTOCOLS)}"
+        )
+    if not options.models:
+        raise InvalidInput("--models: name at least one model")
+    known = [*MODELS, AUTO]
+    for name in options.models:
+        if name not in known:
+            raise InvalidInput(f"--models: unknown model {name!r}; expected {', '.join(known)}")
+    if len(set(options.models)) != len(options.models):
+        raise InvalidInput("--models: a model is named twice")
+    if not options.ks or any(k < 1 for k in options.ks):
+        raise InvalidInput("--k: cut-offs must be whole numbers of at least 1")
+    if options.trials < 1:
+        raise InvalidInput("--trials: must be at least 1")
+
+
+def _validation(the_split: Split, options: EvaluateOptions) -> Split:
+    """The training pairs split again by the same protocol: what tuning may look at."""
+    return split(
+        the_split.train,
+        options.protocol,
+        test_fraction=options.test_fraction,
+        test_users=options.test_users,
+        rng=options.seed + 1,
+    )
+
+
+def _named_model(name: str, options: EvaluateOptions) -> Recommender:
+    """A model with its default hyperparameters; `blend` blends the other named ones."""
+    if name != Blend.name:
+        model = create_model(name)
+        return model.clone(rng=options.seed) if "rng" in model.get_params() else model
+    members = [m for m in options.models if m in SEARCH_SPACES] or ["itemknn", "ials", "ease"]
+    return Blend([_named_model(m, options) for m in members])
+
+
+def _auto(
+    the_split: Split,
+    validation: Split,
+    options: EvaluateOptions,
+    metric: str,
+    progress: Callable[[str, float | None], None],
+) -> ModelResult:
+    def on_trial(model: str, number: int, value: float) -> None:
+        progress(f"tuning {model} (trial {number + 1}, {metric} {value:.4f})", None)
+
+    choice = auto_select(
+        validation, n_trials=options.trials, metric=metric, rng=options.seed, on_trial=on_trial
+    )
+    progress(f"fitting auto: {choice.description}", None)
+    notes = {
+        "chosen on validation": choice.description,
+        f"validation {metric}": {n: round(v, 4) for n, v in choice.candidates.items()},
+        "tuned parameters": {n: t.params for n, t in choice.tuned.items()},
+    }
+    return evaluate_model(
+        choice.build(rng=options.seed), the_split, options.ks, label=AUTO, notes=notes
+    )
+
+
+@contextmanager
+def _progress(console: Console | None) -> Iterator[Callable[[str, float | None], None]]:
+    """A one-line progress display: what is being done, and for how long."""
+    if console is None:
+        yield lambda text, fraction: None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("reading", total=None)
+        yield lambda text, fraction: bar.update(task, description=text)
+
+
+__all__ = ["AUTO", "Dataset", "EvaluateOptions", "load_events", "run_evaluation"]

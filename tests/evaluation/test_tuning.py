@@ -1,0 +1,69 @@
+"""Tuning on the validation split only; `auto` picks by validation and can blend."""
+
+from __future__ import annotations
+
+import pytest
+
+from penchant.data import split
+from penchant.errors import InvalidInput
+from penchant.evaluation.tuning import SEARCH_SPACES, auto_select, tune_model
+from penchant.models import Blend
+from penchant.testing.synthetic import planted_blocks
+
+
+@pytest.fixture
+def validation() -> object:
+    data = planted_blocks(n_users=90, n_items=40, rng=4)
+    return split(split(data, "holdout", rng=0).train, "holdout", rng=1)
+
+
+def test_tuning_is_seeded_and_stays_in_the_space(validation: object) -> None:
+    a = tune_model("itemknn", validation, n_trials=5, rng=3)  # type: ignore[arg-type]
+    b = tune_model("itemknn", validation, n_trials=5, rng=3)  # type: ignore[arg-type]
+    assert a.params == b.params and a.value == b.value
+    assert len(a.trials) == 5
+    assert a.value == max(v for _, v in a.trials)
+    assert 5 <= a.params["k"] <= 1000
+
+
+def test_one_knob_models_need_few_trials(validation: object) -> None:
+    tuned = tune_model("ease", validation, n_trials=50)  # type: ignore[arg-type]
+    assert len(tuned.trials) == 10
+
+
+def test_auto_compares_every_model_and_a_blend(validation: object) -> None:
+    choice = auto_select(
+        validation,  # type: ignore[arg-type]
+        names=("popular", "itemknn", "ease"),
+        n_trials=3,
+        blend_trials=5,
+    )
+    assert set(choice.candidates) == {"popular", "itemknn", "ease", "blend"}
+    assert choice.value == max(choice.candidates.values())
+    model = choice.build()
+    if choice.weights:
+        assert isinstance(model, Blend)
+    else:
+        assert model.name == choice.description
+
+
+def test_auto_never_looks_at_the_test_pairs() -> None:
+    data = planted_blocks(n_users=90, n_items=40, rng=5)
+    outer = split(data, "holdout", rng=0)
+    validation = split(outer.train, "holdout", rng=1)
+    # the validation split is made from training pairs only
+    train_pairs = set(zip(outer.train.users.tolist(), outer.train.items.tolist(), strict=True))
+    for part in (validation.train, validation.test):
+        assert set(zip(part.users.tolist(), part.items.tolist(), strict=True)) <= train_pairs
+    assert not set(zip(outer.test.users.tolist(), outer.test.items.tolist(), strict=True)) & {
+        (u, i)
+        for u, i in zip(validation.test.users.tolist(), validation.test.items.tolist(), strict=True)
+    }
+
+
+def test_unknown_models_and_metrics_are_refused(validation: object) -> None:
+    with pytest.raises(InvalidInput, match="cannot tune"):
+        tune_model("blend", validation)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="NAME@K"):
+        tune_model("ease", validation, metric="ndcg")  # type: ignore[arg-type]
+    assert set(SEARCH_SPACES) == {"popular", "itemknn", "ials", "bpr", "ease"}

@@ -148,3 +148,24 @@ def test_movielens_folder_with_auto(tmp_path: Path) -> None:
     assert auto["metrics"]["ndcg@10"] > document["models"]["popular"]["metrics"]["ndcg@10"]
     assert "chosen on validation" in auto["notes"]
     assert (out / "validation.csv").is_file()
+
+
+def test_auto_applies_the_recency_it_chose(tmp_path: Path) -> None:
+    from penchant.testing.synthetic import drifting_tastes
+
+    data = drifting_tastes(n_users=150)
+    path = tmp_path / "drift.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user", "item", "timestamp"])
+        for u, i, t in zip(data.users, data.items, data.first_ts, strict=True):
+            writer.writerow([f"u{u}", f"i{i}", 1_600_000_000 + int(t) // 1_000_000])
+    result = invoke(
+        "evaluate", "--dataset", path, "--format", "csv", "--protocol", "leave-last-out",
+        "--models", "itemknn,auto", "--trials", "3", "--k", "5", "--output", tmp_path / "r",
+        "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    models = json.loads(result.stdout)["models"]
+    assert models["auto"]["notes"]["recency half-life (days)"] is not None
+    assert models["auto"]["metrics"]["hit_rate@5"] > models["itemknn"]["metrics"]["hit_rate@5"]

@@ -67,3 +67,20 @@ def test_unknown_models_and_metrics_are_refused(validation: object) -> None:
     with pytest.raises(InvalidInput, match="NAME@K"):
         tune_model("ease", validation, metric="ndcg")  # type: ignore[arg-type]
     assert set(SEARCH_SPACES) == {"popular", "itemknn", "ials", "bpr", "ease"}
+
+
+def test_auto_finds_recency_when_tastes_drift() -> None:
+    from penchant.evaluation.run import evaluate_model
+    from penchant.evaluation.tuning import choose_recency
+    from penchant.models import ItemKNN
+    from penchant.testing.synthetic import drifting_tastes
+
+    data = drifting_tastes()
+    outer = split(data, "leave-last-out")
+    validation = split(outer.train, "leave-last-out")
+    half_life, scores = choose_recency(validation)
+    assert half_life is not None and half_life <= 1.0  # hours-apart items: short half-lives
+    assert scores[f"{half_life:g}"] > scores["none"]
+    plain = evaluate_model(ItemKNN(), outer, [5]).mean("hit_rate@5")
+    recent = evaluate_model(ItemKNN(), outer.with_recency(half_life), [5]).mean("hit_rate@5")
+    assert recent > plain + 0.1

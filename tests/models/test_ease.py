@@ -41,6 +41,13 @@ def test_weighted_variant_uses_the_weights() -> None:
     )
     model = EASE(regularization=5.0, weighted=True).fit(data)
     np.testing.assert_allclose(model.weights_, closed_form(data.matrix.toarray(), 5.0), atol=1e-5)
+    # fitted on 0/1, but the history's weights still scale each item's contribution
+    binary = EASE(regularization=5.0).fit(data)
+    x = data.matrix.toarray()
+    expected = x @ closed_form((x > 0).astype(float), 5.0)
+    np.testing.assert_allclose(
+        binary.scores(np.arange(5), data.matrix[:5]), expected[:5], atol=1e-4
+    )
 
 
 def test_a_catalog_too_large_is_refused_with_the_numbers() -> None:

@@ -18,6 +18,7 @@ from penchant.cli.common import (
     print_json,
     settings_for,
 )
+from penchant.cli.evaluate import print_leaderboard
 from penchant.errors import ConfigError
 from penchant.jobs.init import init_data_dir
 from penchant.jobs.stats import stats as stats_job
@@ -157,6 +158,7 @@ def demo(
                 "users": result.users,
                 "events": dataclasses.asdict(result.events),
                 "stats": result.stats,
+                "evaluation": result.evaluation,
                 "seconds": round(result.seconds, 2),
             }
         )
@@ -174,6 +176,12 @@ def demo(
         f"{events.rejected:,} rejected) in {events.seconds:.1f} s."
     )
     _print_stats(result.stats)
+    if result.report_dir is not None:
+        console.print(
+            "\nTrained and compared recommendation models on the stored events "
+            "(newest 20% held out):"
+        )
+        print_leaderboard(result.evaluation, result.report_dir)
     key = result.init.key_file
     console.print(
         "\nWhat to try next:\n"

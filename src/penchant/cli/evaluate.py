@@ -8,12 +8,13 @@ from typing import Annotated, get_args
 import typer
 from rich.table import Table
 
-from penchant.cli.common import Json, err, out, print_json
+from penchant.cli.common import DataDir, Json, Tenant, err, out, print_json, settings_for
 from penchant.data import PROTOCOLS, Weighting
 from penchant.errors import InvalidInput
 from penchant.ingest.columns import TimestampUnit
 from penchant.ingest.formats import PRESETS
-from penchant.jobs.evaluate import AUTO, EvaluateOptions, run_evaluation
+from penchant.jobs.evaluate import AUTO, EvaluateOptions, evaluate_stored, run_evaluation
+from penchant.jobs.store import opened_store
 from penchant.models import MODELS
 
 
@@ -28,12 +29,17 @@ def _ints(text: str, option: str) -> list[int]:
 
 
 def evaluate(
-    dataset: Annotated[
-        Path, typer.Option("--dataset", help="A dataset folder or event file.", show_default=False)
-    ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for the report.", show_default=False)
     ],
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            help="A dataset folder or event file (default: the data directory's stored events).",
+            show_default=False,
+        ),
+    ] = None,
     format: Annotated[
         str | None,
         typer.Option(
@@ -71,8 +77,17 @@ def evaluate(
     rating_threshold: Annotated[
         float | None, typer.Option(help="Ratings below this are not interactions.")
     ] = None,
+    recency_half_life: Annotated[
+        float | None,
+        typer.Option(
+            help="Weight each user's older items down with this half-life in days "
+            "(auto chooses its own)."
+        ),
+    ] = None,
     min_user: Annotated[int, typer.Option(help="Drop users with fewer items.")] = 1,
     min_item: Annotated[int, typer.Option(help="Drop items with fewer users.")] = 1,
+    data_dir: DataDir = None,
+    tenant: Tenant = None,
     json: Json = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
@@ -96,7 +111,7 @@ def evaluate(
         if column is not None
     }
     options = EvaluateOptions(
-        dataset=dataset,
+        dataset=dataset or Path("."),
         output=output,
         format=format,
         protocol=protocol,
@@ -106,6 +121,7 @@ def evaluate(
         test_fraction=test_fraction,
         test_users=test_users,
         trials=trials,
+        recency_half_life_days=recency_half_life,
         columns=mapping,
         header_names=[c.strip() for c in columns.split(",")] if columns else None,
         delimiter=sep,
@@ -117,14 +133,21 @@ def evaluate(
             min_item_interactions=min_item,
         ),
     )
-    document = run_evaluation(options, console=None if quiet or json else err())
+    console = None if quiet or json else err()
+    if dataset is not None:
+        document = run_evaluation(options, console=console)
+    else:
+        settings = settings_for(data_dir)
+        with opened_store(settings) as store:
+            document = evaluate_stored(store, tenant or settings.tenant, options, console=console)
     if json:
         print_json(document)
         return
-    _print(document, output)
+    print_leaderboard(document, output)
 
 
-def _print(document: dict[str, object], output: Path) -> None:
+def print_leaderboard(document: dict[str, object], output: Path) -> None:
+    """The leaderboard of an evaluation as a table, and where its report is."""
     ks = document["ks"]
     assert isinstance(ks, list)
     models = document["models"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,6 +18,7 @@ import scipy.sparse as sp
 
 from penchant.errors import InvalidInput
 
+_MICROS_PER_DAY = 86_400 * 1_000_000
 IntArray = np.ndarray[Any, np.dtype[np.int32]]
 LongArray = np.ndarray[Any, np.dtype[np.int64]]
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
@@ -136,6 +139,35 @@ class Dataset:
             first_ts=self.first_ts[mask],
             last_ts=self.last_ts[mask],
         )
+
+    def with_recency(self, half_life_days: float | None) -> Dataset:
+        """The same pairs with each user's older items weighted down.
+
+        A pair's weight is multiplied by 2^(-age / half_life_days), where age is the time
+        from the pair's latest event to the same user's latest event in this dataset. Only
+        this dataset's own times are used, so weighting a training split this way reveals
+        nothing about the test period; and since the reference is per user, a user who was
+        away for a year keeps full weight on what they did last.
+
+        Args:
+            half_life_days: the half-life; None returns the dataset unchanged.
+
+        Raises:
+            InvalidInput: a half-life that is not above 0.
+        """
+        if half_life_days is None:
+            return self
+        if not (math.isfinite(half_life_days) and half_life_days > 0):
+            raise InvalidInput(
+                "recency half-life: must be a number of days above 0", field="half_life_days"
+            )
+        newest = np.full(self.n_users, np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(newest, self.users, self.last_ts)
+        age_days = (newest[self.users] - self.last_ts) / _MICROS_PER_DAY
+        decay = np.exp2(-age_days / half_life_days)
+        # never all the way to zero: an old item is still part of the user's history
+        weights = np.maximum(self.weights * decay, np.float32(1e-6) * self.weights)
+        return dataclasses.replace(self, weights=weights.astype(np.float32))
 
     def user_codes(self, ids: Sequence[str]) -> LongArray:
         """Codes of user ids; -1 for ids not in the vocabulary."""

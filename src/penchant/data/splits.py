@@ -42,6 +42,22 @@ class Split:
     fold_in: Dataset | None = None
     info: dict[str, int | float | str] = field(default_factory=dict)
 
+    def with_recency(self, half_life_days: float | None) -> Split:
+        """The split with recency-weighted training and fold-in pairs (`Dataset.with_recency`).
+
+        Each part is weighted from its own times only; the test pairs are unchanged.
+        """
+        if half_life_days is None:
+            return self
+        fold_in = None if self.fold_in is None else self.fold_in.with_recency(half_life_days)
+        return Split(
+            self.protocol,
+            self.train.with_recency(half_life_days),
+            self.test,
+            fold_in,
+            {**self.info, "recency_half_life_days": half_life_days},
+        )
+
     @property
     def history(self) -> Dataset:
         """What the test users are known to have consumed when they are recommended to."""

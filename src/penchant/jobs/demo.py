@@ -14,12 +14,15 @@ from rich.console import Console
 
 from penchant.ingest.bulk import ImportReport
 from penchant.ingest.world import World, WorldConfig
+from penchant.jobs.evaluate import EvaluateOptions, evaluate_stored
 from penchant.jobs.imports import import_catalog_file, import_events
 from penchant.jobs.init import InitResult, init_data_dir
 from penchant.jobs.stats import stats
 from penchant.jobs.store import settings_store
 from penchant.settings import Settings
 
+#: The models the demo trains and compares.
+DEMO_MODELS = ("popular", "itemknn", "ials", "bpr", "ease")
 #: A small shop: enough data to show every event type, quick enough for a laptop.
 DEMO_WORLD = WorldConfig(n_users=2_000, n_items=1_500, n_categories=12, days=21, seed=7)
 
@@ -35,6 +38,8 @@ class DemoReport:
         items, users: reports of the catalog imports.
         events: the report of the event import.
         stats: the store's counts and data-quality report after the import.
+        evaluation: metrics.json of the models trained and judged on the stored events.
+        report_dir: where the evaluation report was written.
         seconds: wall time of the whole demo.
     """
 
@@ -45,17 +50,22 @@ class DemoReport:
     users: dict[str, Any]
     events: ImportReport
     stats: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    report_dir: Path | None = None
     seconds: float = 0.0
 
 
 def run_demo(
     settings: Settings, console: Console | None = None, *, config: WorldConfig = DEMO_WORLD
 ) -> DemoReport:
-    """Create a data directory, generate a world, and import it as a user would import data.
+    """Create a data directory, generate a world, import it as a user would, and train models.
 
     The world's catalog is written as JSONL and its event log as Parquet under
     `<data dir>/demo-world/`, then loaded with the same import code as `penchant import`:
     validation, rejects file, idempotent chunks. Running it again stores nothing twice.
+    Then the stored events are split in time (the newest 20% of interactions held out) and
+    the standard models are trained and judged on them, with the report written to
+    `<data dir>/reports/demo-evaluation/`.
 
     Args:
         settings: the settings of the data directory.
@@ -81,6 +91,16 @@ def run_demo(
         user_report = import_catalog_file(settings, store, users, "users", format="jsonl")
         event_report = import_events(settings, store, events, format="parquet", console=console)
         counts = stats(store, settings.tenant)
+        report_dir = settings.data_dir / "reports" / "demo-evaluation"
+        options = EvaluateOptions(
+            dataset=settings.data_dir,
+            output=report_dir,
+            protocol="temporal",
+            models=DEMO_MODELS,
+            ks=(10, 20),
+            seed=config.seed,
+        )
+        evaluation = evaluate_stored(store, settings.tenant, options, console=console)
     finally:
         store.close()
     return DemoReport(
@@ -91,6 +111,8 @@ def run_demo(
         users=user_report.as_dict(),
         events=event_report,
         stats=counts,
+        evaluation=evaluation,
+        report_dir=report_dir,
         seconds=time.perf_counter() - started,
     )
 

@@ -28,6 +28,7 @@ from penchant.ingest.source import source_columns
 from penchant.jobs.imports import event_spec
 from penchant.models import MODELS, Blend, Recommender, create_model
 from penchant.schema import EventVocabulary
+from penchant.store import Store
 
 #: What `--models` accepts besides the model names.
 AUTO = "auto"
@@ -49,6 +50,7 @@ class EvaluateOptions:
     test_fraction: float = 0.2
     test_users: float = 0.1
     trials: int = 20
+    recency_half_life_days: float | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
     header_names: Sequence[str] | None = None
     delimiter: str | None = None
@@ -99,7 +101,7 @@ def load_events(options: EvaluateOptions, rejects: Path) -> Iterator[pa.Table]:
 
 
 def run_evaluation(options: EvaluateOptions, *, console: Console | None = None) -> dict[str, Any]:
-    """Evaluate the models on the dataset and write the report to `options.output`.
+    """Evaluate the models on the dataset file and write the report to `options.output`.
 
     Args:
         options: what to do.
@@ -116,6 +118,39 @@ def run_evaluation(options: EvaluateOptions, *, console: Console | None = None) 
         rejects = Path(tmp) / "rejects.jsonl"
         data = build_dataset(load_events(options, rejects), options.weighting)
         rejected = sum(1 for _ in rejects.open()) if rejects.exists() else 0
+    header = {
+        "dataset": options.dataset.name,
+        "format": options.format or guess_format(options.dataset),
+        "rejected_rows": rejected,
+    }
+    return evaluate_dataset(data, options, header=header, console=console)
+
+
+def evaluate_stored(
+    store: Store, tenant: str, options: EvaluateOptions, *, console: Console | None = None
+) -> dict[str, Any]:
+    """Evaluate the models on a tenant's stored events (`options.dataset` is not read).
+
+    The events go through the same `build_dataset` as any training run.
+    """
+    _check(options)
+    data = build_dataset(store.events.interactions(tenant), options.weighting)
+    return evaluate_dataset(data, options, header={"dataset": f"tenant {tenant}"}, console=console)
+
+
+def evaluate_dataset(
+    data: Dataset,
+    options: EvaluateOptions,
+    *,
+    header: Mapping[str, Any],
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Split, fit, judge and report: what every evaluation entry point ends in.
+
+    Returns:
+        The content of metrics.json, also written to `options.output`.
+    """
+    _check(options)
     the_split = split(
         data,
         options.protocol,
@@ -124,6 +159,7 @@ def run_evaluation(options: EvaluateOptions, *, console: Console | None = None) 
         rng=options.seed,
     )
     validation = _validation(the_split, options) if AUTO in options.models else None
+    named_split = the_split.with_recency(options.recency_half_life_days)
     metric = f"ndcg@{options.ks[0]}"
     results: list[ModelResult] = []
     with _progress(console) as progress:
@@ -134,16 +170,14 @@ def run_evaluation(options: EvaluateOptions, *, console: Console | None = None) 
                 continue
             progress(f"fitting {name}", None)
             model = _named_model(name, options)
-            results.append(evaluate_model(model, the_split, options.ks, label=name))
-    header = {
-        "dataset": options.dataset.name,
-        "format": options.format or guess_format(options.dataset),
+            results.append(evaluate_model(model, named_split, options.ks, label=name))
+    document = {
+        **header,
         "protocol": options.protocol,
         "seed": options.seed,
         "users": data.n_users,
         "items": data.n_items,
         "interactions": len(data),
-        "rejected_rows": rejected,
         "penchant": __version__,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -152,7 +186,7 @@ def run_evaluation(options: EvaluateOptions, *, console: Console | None = None) 
         results,
         the_split,
         options.ks,
-        header=header,
+        header=document,
         validation=validation,
         rng=options.seed,
     )
@@ -213,12 +247,17 @@ def _auto(
     progress(f"fitting auto: {choice.description}", None)
     notes = {
         "chosen on validation": choice.description,
+        "recency half-life (days)": choice.recency_half_life_days,
+        "validation score by recency half-life": {
+            h: round(v, 4) for h, v in choice.recency_scores.items()
+        },
         f"validation {metric}": {n: round(v, 4) for n, v in choice.candidates.items()},
         "tuned parameters": {n: t.params for n, t in choice.tuned.items()},
     }
-    return evaluate_model(
-        choice.build(rng=options.seed), the_split, options.ks, label=AUTO, notes=notes
-    )
+    # the recency chosen on validation applies to the training pairs the model is fitted on
+    weighted = the_split.with_recency(choice.recency_half_life_days)
+    model = choice.build(rng=options.seed)
+    return evaluate_model(model, weighted, options.ks, label=AUTO, notes=notes)
 
 
 @contextmanager
@@ -237,6 +276,3 @@ def _progress(console: Console | None) -> Iterator[Callable[[str, float | None],
     ) as bar:
         task = bar.add_task("reading", total=None)
         yield lambda text, fraction: bar.update(task, description=text)
-
-
-__all__ = ["AUTO", "Dataset", "EvaluateOptions", "load_events", "run_evaluation"]

@@ -24,14 +24,16 @@ class ItemKNN(Recommender):
     `x_i . x_j / (|x_i| |x_j| + shrinkage)` (cosine when shrinkage is 0; shrinkage pulls
     similarities that rest on few common users towards zero). Each item keeps its `k` most
     similar other items with similarity at least `min_similarity`; a user's score for item
-    i is the sum of the similarities between i and those of its neighbours the user has.
+    i is the sum of the similarities between i and those of its neighbours the user has,
+    each times the user's weight for it.
 
     Args:
         k: neighbours kept per item.
         shrinkage: added to the denominator of the cosine (0 for plain cosine).
         min_similarity: neighbours less similar than this are dropped.
-        weighted: use the interaction weights as the user vectors (else 0/1), and weight the
-            user's history by them when scoring.
+        weighted: compute similarities from the interaction weights (else from 0/1). A
+            user's history is scored with its weights either way (a weighted sum of
+            similarities), so event-type or recency weights steer the list.
     """
 
     name = "itemknn"
@@ -61,8 +63,6 @@ class ItemKNN(Recommender):
 
     def _score(self, users: CodeArray, history: sp.csr_matrix) -> ScoreArray:
         hist = history.astype(np.float32)
-        if not self.weighted:
-            hist.data[:] = 1.0
         return np.asarray((hist @ self.similarity_).toarray(), dtype=np.float32)
 
     def _similar(self, items: CodeArray, one_hot: sp.csr_matrix) -> ScoreArray:

@@ -43,3 +43,42 @@ def planted_blocks(
         items=np.asarray(items),
         first_ts=np.arange(n, dtype=np.int64) * 1_000_000,
     )
+
+
+def drifting_tastes(
+    n_users: int = 120,
+    n_groups: int = 8,
+    group_size: int = 10,
+    phases: int = 3,
+    per_phase: int = 5,
+    rng: int = 0,
+) -> Dataset:
+    """Users whose taste moves: each visits `phases` random groups one after another.
+
+    Item i belongs to group `i // group_size`. A user takes `per_phase` random items of each
+    group in turn, an hour apart, so what they take next is best predicted by their most
+    recent items; their whole history mixes groups they have left. Ids are `u<code>` and
+    `i<code>`.
+    """
+    gen = np.random.default_rng(rng)
+    users: list[int] = []
+    items: list[int] = []
+    times: list[int] = []
+    hour = 3_600 * 1_000_000
+    for u in range(n_users):
+        groups = gen.choice(n_groups, size=phases, replace=False)
+        clock = int(gen.integers(0, 1_000)) * 24 * hour
+        for group in groups:
+            chosen = gen.choice(group_size, size=per_phase, replace=False) + group * group_size
+            for item in chosen:
+                users.append(u)
+                items.append(int(item))
+                times.append(clock)
+                clock += hour
+    return Dataset.from_arrays(
+        user_ids=[f"u{u}" for u in range(n_users)],
+        item_ids=[f"i{i}" for i in range(n_groups * group_size)],
+        users=np.asarray(users),
+        items=np.asarray(items),
+        first_ts=np.asarray(times, dtype=np.int64),
+    )

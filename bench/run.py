@@ -1,7 +1,9 @@
 """Run every benchmark (`make bench`) and print the results as Markdown for docs/benchmarks.md.
 
-Results also go to bench/out/results.json. Arguments are passed to the import benchmark,
-e.g. `.venv/bin/python bench/run.py --case ml100k`.
+Results also go to bench/out/results.json (imports and HTTP), bench/out/models.json (models
+against peer libraries) and bench/out/scale.json (training at scale). Arguments are passed to
+the import benchmark, e.g. `.venv/bin/python bench/run.py --case ml100k`; `--only-models`
+runs just the model benchmarks.
 """
 
 from __future__ import annotations
@@ -112,9 +114,19 @@ def http_markdown(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def model_runs() -> None:
+    """The model benchmark against peer libraries, and training at scale (their own scripts)."""
+    here = Path(__file__).resolve().parent
+    for script in ("models_bench.py", "scale_models.py"):
+        subprocess.run([sys.executable, str(here / script)], check=True)
+
+
 def main() -> None:
     """Run the benchmarks and report."""
     info = machine()
+    if "--only-models" in sys.argv:
+        model_runs()
+        return
     results = import_bench.main(sys.argv[1:])
     http = http_runs()
     out = import_bench.OUT / "results.json"
@@ -126,6 +138,8 @@ def main() -> None:
     print(markdown(results))
     print()
     print(http_markdown(http))
+    print()
+    model_runs()
 
 
 if __name__ == "__main__":

@@ -20,11 +20,12 @@ class TestItemKNN(RecommenderContract):
     changed_params: ClassVar[list[dict[str, Any]]] = [
         {"k": 2},
         {"shrinkage": 10.0},
-        {"min_similarity": 0.3},
+        {"min_similarity": 0.9},
+        {"neighbourhood": "history"},
     ]
 
     def make_model(self) -> Recommender:
-        return ItemKNN(k=20)
+        return ItemKNN(k=5)
 
 
 class TestImplicitALS(RecommenderContract):

@@ -60,12 +60,41 @@ def test_similarities_and_scores_match_brute_force(
     np.testing.assert_allclose(scores, history[active] @ expected, atol=1e-4)
 
 
+def test_history_neighbourhood_is_the_transposed_scoring() -> None:
+    data = random_data(7)
+    x = data.matrix.toarray()
+    target = ItemKNN(k=3).fit(data)
+    history = ItemKNN(k=3, neighbourhood="history").fit(data)
+    expected = brute_force((x > 0).astype(float), 3, 0.0, 1e-6)
+    active = np.flatnonzero(data.user_counts > 0)
+    np.testing.assert_allclose(
+        history.scores(active, data.matrix[active]), x[active] @ expected.T, atol=1e-5
+    )
+    assert not np.allclose(
+        history.scores(active, data.matrix[active]), target.scores(active, data.matrix[active])
+    )
+
+
 def test_blocks_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
     data = random_data(5, n_items=60)
     whole = ItemKNN(k=7, shrinkage=1.0).fit(data).similarity_.toarray()
     monkeypatch.setattr(itemknn_module, "_BLOCK_ENTRIES", 50)  # forces many small blocks
     blocked = ItemKNN(k=7, shrinkage=1.0).fit(data).similarity_.toarray()
     np.testing.assert_array_equal(whole, blocked)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dense_and_sparse_pruning_agree_with_ties(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = random_data(seed, n_users=60, n_items=50, density=0.15)  # 0/1 data: many ties
+    monkeypatch.setattr(itemknn_module, "_DENSE_SHARE", 0.0)
+    dense = ItemKNN(k=4).fit(data).similarity_.toarray()
+    monkeypatch.setattr(itemknn_module, "_DENSE_SHARE", 2.0)
+    sparse = ItemKNN(k=4).fit(data).similarity_.toarray()
+    np.testing.assert_array_equal(dense, sparse)
+    x = (data.matrix.toarray() > 0).astype(float)
+    np.testing.assert_allclose(dense, brute_force(x, 4, 0.0, 1e-6), atol=1e-6)
 
 
 def test_similar_items_are_the_neighbourhood() -> None:
@@ -83,3 +112,5 @@ def test_bad_hyperparameters_are_refused() -> None:
         ItemKNN(k=0).fit(random_data(0))
     with pytest.raises(InvalidInput, match="shrinkage"):
         ItemKNN(shrinkage=-1).fit(random_data(0))
+    with pytest.raises(InvalidInput, match="neighbourhood"):
+        ItemKNN(neighbourhood="user").fit(random_data(0))  # type: ignore[arg-type]

@@ -48,14 +48,26 @@ def build_dataset(
         raise InvalidInput(
             "no usable interactions: no event has a user, an item and a counted type"
         )
-    events = pa.concat_tables(kept).combine_chunks()
-    events = _exact_dedupe(events)
+    events = pa.concat_tables(kept)
+    del kept
     users = pc.dictionary_encode(events.column("user_id").combine_chunks())
     items = pc.dictionary_encode(events.column("item_id").combine_chunks())
+    types = pc.dictionary_encode(events.column("type").combine_chunks())
     u = np.asarray(users.indices.to_numpy(), dtype=np.int64)
     i = np.asarray(items.indices.to_numpy(), dtype=np.int64)
+    t = np.asarray(types.indices.to_numpy(), dtype=np.int64)
     ts = np.asarray(events.column("ts").to_numpy(), dtype=np.int64)
     w = np.asarray(events.column("weight").to_numpy(), dtype=np.float64)
+    del events
+    # one sort orders events by pair (for aggregation) and puts exact duplicates side by side
+    order = np.lexsort((ts, t, i, u))
+    u, i, t, ts, w = u[order], i[order], t[order], ts[order], w[order]
+    del order
+    same = (u[1:] == u[:-1]) & (i[1:] == i[:-1]) & (t[1:] == t[:-1]) & (ts[1:] == ts[:-1])
+    starts = np.flatnonzero(np.r_[True, ~same])
+    del same
+    w = np.maximum.reduceat(w, starts)  # an event imported twice counts once
+    u, i, ts = u[starts], i[starts], ts[starts]
     if rules.half_life_days is not None:
         ref = to_micros(now) if now is not None else int(ts.max())
         age_days = np.maximum(ref - ts, 0) / _MICROS_PER_DAY
@@ -135,25 +147,6 @@ def _weighted_chunk(table: pa.Table, rules: Weighting) -> pa.Table:
     )
 
 
-def _exact_dedupe(events: pa.Table) -> pa.Table:
-    """Drop repeated (user, item, type, ts) rows: the same event imported twice.
-
-    Rows stay in the order of their first occurrence (group_by promises no order), so the
-    vocabularies follow first appearance.
-    """
-    keys = ["user_id", "item_id", "type", "ts"]
-    rows = pa.array(np.arange(events.num_rows, dtype=np.int64))
-    grouped = (
-        events.append_column("row", rows)
-        .group_by(keys, use_threads=False)
-        .aggregate([("weight", "max"), ("row", "min")])
-        .sort_by("row_min")
-    )
-    return pa.table(
-        {**{k: grouped.column(k) for k in keys}, "weight": grouped.column("weight_max")}
-    )
-
-
 def _aggregate(
     u: np.ndarray[Any, Any],
     i: np.ndarray[Any, Any],
@@ -164,23 +157,22 @@ def _aggregate(
     item_ids: np.ndarray[Any, Any],
     how: str,
 ) -> Dataset:
-    """One row per (user, item): weights combined by `how`, first and last times kept."""
-    n_items = max(len(item_ids), 1)
-    key = u * n_items + i
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.array([], int)
+    """One row per (user, item), from events sorted by user then item.
+
+    Weights are combined by `how`; the first and last times are kept.
+    """
+    if not len(u):
+        raise InvalidInput("no usable interactions")
+    starts = np.flatnonzero(np.r_[True, (u[1:] != u[:-1]) | (i[1:] != i[:-1])])
     reduce = np.add if how == "sum" else np.maximum
-    weights = reduce.reduceat(w[order], starts) if len(key) else np.array([])
-    sorted_ts = ts[order]
-    first = np.minimum.reduceat(sorted_ts, starts) if len(key) else np.array([], np.int64)
-    last = np.maximum.reduceat(sorted_ts, starts) if len(key) else np.array([], np.int64)
-    pairs = key[starts]
+    weights = reduce.reduceat(w, starts)
+    first = np.minimum.reduceat(ts, starts)
+    last = np.maximum.reduceat(ts, starts)
     return Dataset.from_arrays(
         user_ids=user_ids,
         item_ids=item_ids,
-        users=pairs // n_items,
-        items=pairs % n_items,
+        users=u[starts],
+        items=i[starts],
         weights=weights,
         first_ts=first,
         last_ts=last,

@@ -19,7 +19,9 @@ class ImplicitALS(FactorModel):
 
     Args:
         factors: latent dimensions.
-        regularization: L2 penalty on the factors.
+        regularization: L2 penalty on the factors (not scaled by activity, as in
+            `implicit`; 10 suits datasets of ML-100K's size and shape far better than
+            implicit's 0.01, and `auto` tunes it).
         alpha: confidence scale of the weights.
         epochs: ALS sweeps.
         rng: seed of the factor initialization.
@@ -31,7 +33,7 @@ class ImplicitALS(FactorModel):
     def __init__(
         self,
         factors: int = 64,
-        regularization: float = 0.01,
+        regularization: float = 10.0,
         alpha: float = 1.0,
         epochs: int = 15,
         rng: int | None = 0,

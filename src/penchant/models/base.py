@@ -229,6 +229,9 @@ class Recommender(ABC):
         self._check_fitted()
         codes = self._user_codes(users)
         hist = None if history is None else self._rows(history, len(users), "history")
+        if hist is not None:
+            # the given history is the user's state: learned per-user factors are not used
+            codes = np.full(len(users), -1, dtype=np.int64)
         if hist is not None and not self.folds_in:
             raise InvalidInput(f"{type(self).__name__} cannot recommend from a given history")
         excl = None if exclude is None else self._rows(exclude, len(users), "exclude")

@@ -97,6 +97,13 @@ class RecommenderContract:
         assert all(int(i[1:]) % 2 == 0 for i in ids[1])
         assert not set(ids[0]) & set(odd)
 
+    def test_given_history_replaces_a_known_users_state(self, fitted: Recommender) -> None:
+        if not self.learns_preferences:
+            pytest.skip("this model does not personalize")
+        odd = [f"i{i}" for i in range(1, 12, 2)]
+        ids, _ = fitted.recommend(["u0"], k=3, history=[odd])  # u0 is an even-group user
+        assert all(int(i[1:]) % 2 == 1 for i in ids[0])
+
     def test_similar_items(self, fitted: Recommender, data: Dataset) -> None:
         ids, _ = fitted.similar_items(["i0", "i1"], k=3)
         assert ids.shape == (2, 3)

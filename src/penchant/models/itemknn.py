@@ -127,9 +127,13 @@ def neighbours(x: sp.csr_matrix, k: int, shrinkage: float, min_similarity: float
     while start < n_items:
         end = start + 1
         budget = cost[start]
-        while end < n_items and end - start < widest and budget + cost[end] <= _BLOCK_ENTRIES:
+        while end < n_items and budget + cost[end] <= _BLOCK_ENTRIES:
             budget += cost[end]
             end += 1
+        # `cost` bounds the block's nonzeros: only a block that may be dense is narrowed to
+        # what a dense copy of it can afford
+        if budget > _DENSE_SHARE * n_items * (end - start):
+            end = min(end, start + widest)
         block = sp.csc_matrix(xt @ xc[:, start:end])  # n_items x (end - start) dot products
         if block.nnz > _DENSE_SHARE * n_items * (end - start):
             r, c, v = _top_dense(block, start, norms, k, shrinkage, min_similarity)

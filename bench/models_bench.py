@@ -169,9 +169,30 @@ def peer_specs(algorithm: str, p: dict[str, Any], seed: int) -> list[Spec]:
     return []
 
 
-def specs(seed: int, only: Sequence[str], auto_trials: int = 0) -> list[Spec]:
-    """Ours and the peers of each algorithm in `only`, and `auto` when it has trials."""
-    out: list[Spec] = []
+#: Each peer as it ships: its own default hyperparameters (only the seed is set).
+DEFAULTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("implicit", "als", {"random_state": 0}),
+    ("implicit", "bpr", {"random_state": 0}),
+    ("lenskit", "implicitmf", {"rng": 0}),
+    ("lenskit", "itemknn", {"feedback": "implicit"}),
+    ("cornac", "ease", {"verbose": False}),
+)
+
+
+def default_specs() -> list[Spec]:
+    """The peers at their own defaults: what a user of each library gets without tuning."""
+    return [
+        Spec(f"{library} {name} (defaults)", library, name, dict(params), "defaults")
+        for library, name, params in DEFAULTS
+    ]
+
+
+def specs(
+    seed: int, only: Sequence[str], auto_trials: int = 0, defaults: bool = False
+) -> list[Spec]:
+    """Ours and the peers of each algorithm in `only`, `auto` when it has trials, and the
+    peers at their own defaults when asked."""
+    out: list[Spec] = default_specs() if defaults else []
     for algorithm in only:
         params = HYPERPARAMETERS[algorithm]
         if algorithm == "itemknn":
@@ -305,6 +326,7 @@ def benchmark(
     threads: int,
     protocols: Sequence[str] = ("leave-last-out", "holdout"),
     auto_trials: int = 0,
+    defaults: bool = False,
     extra_ours: ExtraSpecs | None = None,
 ) -> dict[str, Any]:
     """Run every spec on every dataset that is present; the results as JSON-ready dicts."""
@@ -318,7 +340,8 @@ def benchmark(
         s = models_worker.load_split(name, seed, protocol)
         users = models_worker.test_users(s.test)
         relevant = s.test.matrix[users]
-        todo = specs(seed, only, auto_trials) + list(extra_ours(name) if extra_ours else [])
+        todo = specs(seed, only, auto_trials, defaults)
+        todo += list(extra_ours(name) if extra_ours else [])
         rows = [Row(spec) for spec in todo]
         # rounds of one run of every spec, so that a change in the machine's load falls on
         # every library alike rather than on whichever ran at the time
@@ -339,6 +362,7 @@ def benchmark(
                 **s.info,
             },
             "best_peer": best_peer(list(summaries.values())),
+            "best_peer_at_defaults": best_peer(list(summaries.values()), defaults=True),
             "rows": list(summaries.values()),
             "runs": [{"label": r.spec.label, **run} for r in rows for run in r.runs],
             "pairs": pairs(rows, summaries),
@@ -346,9 +370,20 @@ def benchmark(
     return results
 
 
-def best_peer(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The peer row with the highest NDCG@10, and how `penchant auto` compares with it."""
-    peers_ = [r for r in rows if r["library"] != "penchant" and not r["error"] and "runs" in r]
+def best_peer(rows: list[dict[str, Any]], *, defaults: bool = False) -> dict[str, Any] | None:
+    """The peer row with the highest NDCG@10, and how `penchant auto` compares with it.
+
+    `defaults` picks among the peers at their own defaults; otherwise among the peers given
+    penchant's settings.
+    """
+    peers_ = [
+        r
+        for r in rows
+        if r["library"] != "penchant"
+        and not r["error"]
+        and "runs" in r
+        and (r["matches"] == "defaults") == defaults
+    ]
     if not peers_:
         return None
     best = max(peers_, key=lambda r: r["ndcg@10"])
@@ -394,13 +429,16 @@ def markdown(name: str, result: dict[str, Any]) -> str:
         f"{p['fit_time_ratio']:.2f} | {p['top10_overlap']:.3f} |"
         for p in result["pairs"]
     ]
-    best = result.get("best_peer")
-    if best and "auto_over_best_peer" in best:
-        lines += [
-            "",
-            f"penchant auto: NDCG@10 {best['auto_ndcg@10']:.4f} against the best peer, "
-            f"{best['label']}, {best['ndcg@10']:.4f}: ratio {best['auto_over_best_peer']:.3f}.",
-        ]
+    for key, which in (("best_peer", "given penchant's settings"),
+                       ("best_peer_at_defaults", "at its own defaults")):  # fmt: skip
+        best = result.get(key)
+        if best and "auto_over_best_peer" in best:
+            lines += [
+                "",
+                f"penchant auto: NDCG@10 {best['auto_ndcg@10']:.4f} against the best peer "
+                f"{which}, {best['label']}, {best['ndcg@10']:.4f}: ratio "
+                f"{best['auto_over_best_peer']:.3f}.",
+            ]
     return "\n".join(lines)
 
 
@@ -418,6 +456,9 @@ def main(argv: list[str] | None = None, extra_ours: ExtraSpecs | None = None) ->
     parser.add_argument(
         "--auto-trials", type=int, default=20, help="trials per model of `auto` (0: no auto row)"
     )
+    parser.add_argument(
+        "--defaults", action="store_true", help="also run each peer at its own defaults"
+    )
     args = parser.parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
     only = [a for a in args.only.split(",") if a]
@@ -433,7 +474,8 @@ def main(argv: list[str] | None = None, extra_ours: ExtraSpecs | None = None) ->
     protocols = [p for p in args.protocols.split(",") if p]
     results = benchmark(datasets, repeat=args.repeat, seed=args.seed, only=only,
                         threads=args.threads, protocols=protocols,
-                        auto_trials=args.auto_trials, extra_ours=extra_ours)  # fmt: skip
+                        auto_trials=args.auto_trials, defaults=args.defaults,
+                        extra_ours=extra_ours)  # fmt: skip
     wall = time.perf_counter() - started
     info["load average after"] = Path("/proc/loadavg").read_text().strip()
     if source_state() != {k: info[k] for k in ("commit", "uncommitted in src", "src sha256")}:

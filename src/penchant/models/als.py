@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from penchant.data import Dataset
 from penchant.errors import InvalidInput
-from penchant.models.factors import FactorArray, FactorModel, weighted_least_squares
+from penchant.models.factors import (
+    FactorArray,
+    FactorModel,
+    train_implicit,
+    weighted_least_squares,
+)
 
 
 class ImplicitALS(FactorModel):
@@ -47,25 +50,20 @@ class ImplicitALS(FactorModel):
         self.threads = threads
 
     def _fit(self, data: Dataset) -> None:
-        from implicit.cpu.als import AlternatingLeastSquares
-
         if self.factors < 1 or self.epochs < 1:
             raise InvalidInput("factors and epochs must be at least 1")
         if self.regularization < 0 or self.alpha <= 0:
             raise InvalidInput("regularization must be >= 0 and alpha above 0")
-        # implicit's advice: BLAS threads fight its OpenMP threads (it checks when built)
-        with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.epochs,
-                random_state=self.rng,
-                num_threads=self.threads,
-            )
-            model.fit(data.matrix, show_progress=False)
-        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        self.user_factors_, self.item_factors_ = train_implicit(
+            "AlternatingLeastSquares",
+            data.matrix,
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.epochs,
+            random_state=self.rng,
+            num_threads=self.threads,
+        )
 
     def _fold_in(self, history: sp.csr_matrix) -> FactorArray:
         return weighted_least_squares(history, self.item_factors_, self.regularization, self.alpha)

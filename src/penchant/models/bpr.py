@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from penchant.data import Dataset
 from penchant.errors import InvalidInput
-from penchant.models.factors import FactorArray, FactorModel, weighted_least_squares
+from penchant.models.factors import (
+    FactorArray,
+    FactorModel,
+    train_implicit,
+    weighted_least_squares,
+)
 
 
 class BPR(FactorModel):
@@ -49,27 +53,22 @@ class BPR(FactorModel):
         self.threads = threads
 
     def _fit(self, data: Dataset) -> None:
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
-
         if self.factors < 1 or self.epochs < 1:
             raise InvalidInput("factors and epochs must be at least 1")
         if self.learning_rate <= 0 or self.regularization < 0:
             raise InvalidInput("learning_rate must be above 0 and regularization >= 0")
         binary = data.matrix.copy()
         binary.data[:] = 1.0
-        # implicit's advice: BLAS threads fight its OpenMP threads (it checks when built)
-        with threadpool_limits(1, "blas"):
-            model = BayesianPersonalizedRanking(
-                factors=self.factors,
-                learning_rate=self.learning_rate,
-                regularization=self.regularization,
-                iterations=self.epochs,
-                random_state=self.rng,
-                num_threads=self.threads,
-            )
-            model.fit(binary, show_progress=False)
-        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        self.user_factors_, self.item_factors_ = train_implicit(
+            "BayesianPersonalizedRanking",
+            binary,
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.epochs,
+            random_state=self.rng,
+            num_threads=self.threads,
+        )
 
     def _fold_in(self, history: sp.csr_matrix) -> FactorArray:
         binary = history.copy()

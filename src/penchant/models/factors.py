@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray
 
@@ -54,6 +55,33 @@ class FactorModel(Recommender):
     def _restore(self, arrays: Mapping[str, np.ndarray[Any, Any]], meta: Mapping[str, Any]) -> None:
         self.user_factors_ = np.array(arrays["user_factors"], dtype=np.float32)
         self.item_factors_ = np.array(arrays["item_factors"], dtype=np.float32)
+
+
+def train_implicit(
+    model_class: str, matrix: sp.csr_matrix, **params: Any
+) -> tuple[FactorArray, FactorArray]:
+    """Train one of `implicit`'s CPU models and return its (user, item) factors.
+
+    Args:
+        model_class: `AlternatingLeastSquares` or `BayesianPersonalizedRanking`.
+        matrix: users x items training matrix.
+        params: the model's own keyword arguments.
+    """
+    from implicit.cpu.als import AlternatingLeastSquares
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    classes = {
+        "AlternatingLeastSquares": AlternatingLeastSquares,
+        "BayesianPersonalizedRanking": BayesianPersonalizedRanking,
+    }
+    # implicit's advice: BLAS threads fight its OpenMP threads (it checks when a model is made)
+    with threadpool_limits(1, "blas"):
+        model = classes[model_class](**params)
+        model.fit(matrix, show_progress=False)
+    return (
+        np.asarray(model.user_factors, dtype=np.float32),
+        np.asarray(model.item_factors, dtype=np.float32),
+    )
 
 
 def weighted_least_squares(

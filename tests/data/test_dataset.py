@@ -166,3 +166,16 @@ def test_write_csv_of_an_empty_dataset_is_just_the_header(tmp_path: Path) -> Non
     data.write_csv(path)
 
     assert path.read_text(encoding="utf-8").splitlines() == ["user,item,weight,timestamp"]
+
+
+def test_id_index_agrees_with_a_dict_lookup() -> None:
+    from penchant.data.dataset import IdIndex
+
+    gen = np.random.default_rng(3)
+    vocabulary = np.array([f"u{n}" for n in gen.permutation(500)] + ["", "é", "u1 "])
+    queries = [f"u{n}" for n in gen.integers(0, 700, 300)] + ["u1 ", "é", "", "zz", "u0x"]
+    expected = {v: i for i, v in enumerate(vocabulary.tolist())}
+    codes = IdIndex(vocabulary).codes(queries)
+    assert codes.tolist() == [expected.get(q, -1) for q in queries]
+    assert IdIndex(vocabulary).codes([]).tolist() == []
+    assert IdIndex(np.array([], dtype=np.str_)).codes(["a"]).tolist() == [-1]

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from penchant.errors import InvalidInput
@@ -169,13 +167,23 @@ class Dataset:
         weights = np.maximum(self.weights * decay, np.float32(1e-6) * self.weights)
         return dataclasses.replace(self, weights=weights.astype(np.float32))
 
+    @cached_property
+    def user_index(self) -> IdIndex:
+        """Id -> code lookups of the user vocabulary."""
+        return IdIndex(self.user_ids)
+
+    @cached_property
+    def item_index(self) -> IdIndex:
+        """Id -> code lookups of the item vocabulary."""
+        return IdIndex(self.item_ids)
+
     def user_codes(self, ids: Sequence[str]) -> LongArray:
         """Codes of user ids; -1 for ids not in the vocabulary."""
-        return lookup_codes(self.user_ids, ids)
+        return self.user_index.codes(ids)
 
     def item_codes(self, ids: Sequence[str]) -> LongArray:
         """Codes of item ids; -1 for ids not in the vocabulary."""
-        return lookup_codes(self.item_ids, ids)
+        return self.item_index.codes(ids)
 
     def write_csv(self, path: Path) -> None:
         """Write the pairs as `user,item,weight,timestamp` (seconds), sorted by user then time.
@@ -205,7 +213,22 @@ class Dataset:
                 )
 
 
-def lookup_codes(vocabulary: StrArray, ids: Sequence[str]) -> LongArray:
-    """Codes of ids in a vocabulary; -1 where absent."""
-    index = pc.index_in(pa.array(list(ids), pa.string()), value_set=pa.array(vocabulary))
-    return np.asarray(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+class IdIndex:
+    """Id -> code lookups over a vocabulary, sorted once so that each lookup is a binary search.
+
+    Serving looks up a handful of ids per request in vocabularies of millions; building a
+    hash set of the whole vocabulary per call would cost more than the request itself.
+    """
+
+    def __init__(self, vocabulary: StrArray) -> None:
+        self._order = np.argsort(vocabulary, kind="stable")
+        self._sorted = vocabulary[self._order]
+
+    def codes(self, ids: Sequence[str]) -> LongArray:
+        """Codes of ids; -1 for ids not in the vocabulary."""
+        query = np.asarray(list(ids), dtype=np.str_)
+        if not len(query) or not len(self._sorted):
+            return np.full(len(query), -1, dtype=np.int64)
+        position = np.minimum(np.searchsorted(self._sorted, query), len(self._sorted) - 1)
+        found = self._sorted[position] == query
+        return np.where(found, self._order[position], -1).astype(np.int64)

@@ -50,8 +50,6 @@ class ImplicitALS(FactorModel):
         self.threads = threads
 
     def _fit(self, data: Dataset) -> None:
-        if self.factors < 1 or self.epochs < 1:
-            raise InvalidInput("factors and epochs must be at least 1")
         if self.regularization < 0 or self.alpha <= 0:
             raise InvalidInput("regularization must be >= 0 and alpha above 0")
         self.user_factors_, self.item_factors_ = train_implicit(

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from penchant.data import Dataset
-from penchant.data.dataset import lookup_codes
+from penchant.data.dataset import IdIndex
 from penchant.errors import InvalidInput, NotFound
 
 ScoreArray = np.ndarray[Any, np.dtype[np.float32]]
@@ -113,12 +113,20 @@ class Recommender(ABC):
         """
         if len(data) == 0:
             raise InvalidInput("cannot fit on an empty dataset")
-        self.item_ids_ = data.item_ids
-        self.user_ids_ = data.user_ids
-        self.history_ = data.matrix
-        self.popularity_ = data.item_counts.astype(np.float32)
+        self._adopt(data)
         self._fit(data)
         return self
+
+    def _adopt(self, data: Dataset) -> None:
+        """Take the vocabularies, histories and popularity of the training data."""
+        self._set_vocabularies(data.item_ids, data.user_ids)
+        self.history_ = data.matrix
+        self.popularity_ = data.item_counts.astype(np.float32)
+
+    def _set_vocabularies(self, item_ids: IdArray, user_ids: IdArray) -> None:
+        self.item_ids_ = item_ids
+        self.user_ids_ = user_ids
+        self._indexes: dict[str, IdIndex] = {}  # built on first lookup
 
     @property
     def fitted(self) -> bool:
@@ -293,10 +301,14 @@ class Recommender(ABC):
         return True
 
     def _user_codes(self, users: Sequence[str]) -> CodeArray:
-        return lookup_codes(self.user_ids_, users)
+        if "users" not in self._indexes:
+            self._indexes["users"] = IdIndex(self.user_ids_)
+        return self._indexes["users"].codes(users)
 
     def _item_codes(self, items: Sequence[str]) -> CodeArray:
-        return lookup_codes(self.item_ids_, items)
+        if "items" not in self._indexes:
+            self._indexes["items"] = IdIndex(self.item_ids_)
+        return self._indexes["items"].codes(items)
 
     def _rows(self, lists: Sequence[Sequence[str]], n: int, what: str) -> sp.csr_matrix:
         """A (n x n_items) 0/1 matrix of per-user item id lists; unknown ids are ignored."""
@@ -352,8 +364,7 @@ class Recommender(ABC):
         """Restore the learned state of a freshly constructed model from its folder."""
         with np.load(path / "arrays.npz", allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-        self.item_ids_ = arrays.pop("item_ids")
-        self.user_ids_ = arrays.pop("user_ids")
+        self._set_vocabularies(arrays.pop("item_ids"), arrays.pop("user_ids"))
         self.history_ = sp.csr_matrix(
             (
                 arrays.pop("history_data"),
@@ -373,6 +384,13 @@ def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
             value = value.item()
         out[name] = value
     json.dumps(out)  # fails loudly on a hyperparameter that cannot be saved
+    return out
+
+
+def binarized(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """A copy with every stored value set to 1 (any interaction is one positive)."""
+    out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    out.data[:] = 1.0
     return out
 
 

@@ -54,10 +54,7 @@ class Blend(Recommender):
         for model in self.models:
             if not model.fitted or len(model.item_ids_) != data.n_items:
                 raise InvalidInput("blend: every member must be fitted on the same data")
-        self.item_ids_ = data.item_ids
-        self.user_ids_ = data.user_ids
-        self.history_ = data.matrix
-        self.popularity_ = data.item_counts.astype(np.float32)
+        self._adopt(data)
         return self
 
     def _score(self, users: CodeArray, history: sp.csr_matrix) -> ScoreArray:

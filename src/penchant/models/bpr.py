@@ -7,6 +7,7 @@ import scipy.sparse as sp
 
 from penchant.data import Dataset
 from penchant.errors import InvalidInput
+from penchant.models.base import binarized
 from penchant.models.factors import (
     FactorArray,
     FactorModel,
@@ -53,12 +54,9 @@ class BPR(FactorModel):
         self.threads = threads
 
     def _fit(self, data: Dataset) -> None:
-        if self.factors < 1 or self.epochs < 1:
-            raise InvalidInput("factors and epochs must be at least 1")
         if self.learning_rate <= 0 or self.regularization < 0:
             raise InvalidInput("learning_rate must be above 0 and regularization >= 0")
-        binary = data.matrix.copy()
-        binary.data[:] = 1.0
+        binary = binarized(data.matrix)
         self.user_factors_, self.item_factors_ = train_implicit(
             "BayesianPersonalizedRanking",
             binary,
@@ -71,8 +69,7 @@ class BPR(FactorModel):
         )
 
     def _fold_in(self, history: sp.csr_matrix) -> FactorArray:
-        binary = history.copy()
-        binary.data[:] = 1.0
+        binary = binarized(history)
         # least squares of "1 for the user's items, 0 elsewhere" on the latent item factors
         latent = self.item_factors_[:, :-1]
         folded = weighted_least_squares(binary, latent, max(self.regularization, 1e-3), 1.0)

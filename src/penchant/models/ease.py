@@ -12,7 +12,7 @@ from scipy.linalg import lapack
 
 from penchant.data import Dataset
 from penchant.errors import InvalidInput
-from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray
+from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray, binarized
 
 
 class CatalogTooLarge(InvalidInput):
@@ -91,9 +91,7 @@ class EASE(Recommender):
                 f"item x item matrices; {budget / 2**30:.1f} GiB is allowed here. Use itemknn "
                 "or ials for a catalog this large, or raise min_item_interactions."
             )
-        x = data.matrix.astype(np.float64)
-        if not self.weighted:
-            x.data[:] = 1.0
+        x = (data.matrix if self.weighted else binarized(data.matrix)).astype(np.float64)
         gram = np.asarray((x.T @ x).toarray(), dtype=np.float64)
         gram[np.diag_indices(n)] += self.regularization
         # the Gram matrix is symmetric: its transpose is the same matrix in Fortran order,

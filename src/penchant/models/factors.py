@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from penchant.errors import InvalidInput
 from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray
 
 FactorArray = np.ndarray[Any, np.dtype[np.float32]]
@@ -66,7 +67,12 @@ def train_implicit(
         model_class: `AlternatingLeastSquares` or `BayesianPersonalizedRanking`.
         matrix: users x items training matrix.
         params: the model's own keyword arguments.
+
+    Raises:
+        InvalidInput: fewer than one factor or one iteration.
     """
+    if params["factors"] < 1 or params["iterations"] < 1:
+        raise InvalidInput("factors and epochs must be at least 1")
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from penchant.data import Dataset
 from penchant.errors import InvalidInput
-from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray
+from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray, binarized
 
 Neighbourhood = Literal["target", "history"]
 
@@ -68,9 +68,7 @@ class ItemKNN(Recommender):
             raise InvalidInput(f"shrinkage: must be >= 0, got {self.shrinkage}")
         if self.neighbourhood not in ("target", "history"):
             raise InvalidInput(f"neighbourhood: 'target' or 'history', got {self.neighbourhood!r}")
-        x = data.matrix.astype(np.float32)
-        if not self.weighted:
-            x.data[:] = 1.0
+        x = data.matrix.astype(np.float32) if self.weighted else binarized(data.matrix)
         self.similarity_ = neighbours(x, self.k, self.shrinkage, self.min_similarity)
         self.__dict__.pop("_by_item", None)
 

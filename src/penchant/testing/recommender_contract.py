@@ -9,6 +9,7 @@ user (popularity).
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,15 +22,15 @@ from penchant.models import NotFitted, Recommender, load_model
 from penchant.testing.synthetic import planted_blocks
 
 
-class RecommenderContract:
+class RecommenderContract(ABC):
     """The shared test suite; see the module docstring."""
 
     learns_preferences: ClassVar[bool] = True
     changed_params: ClassVar[list[dict[str, Any]]] = []
 
+    @abstractmethod
     def make_model(self) -> Recommender:
         """A new, unfitted model with hyperparameters that fit the toy data quickly."""
-        raise NotImplementedError("subclasses of RecommenderContract implement make_model")
 
     @pytest.fixture
     def data(self) -> Dataset:

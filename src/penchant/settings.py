@@ -60,6 +60,54 @@ class EventSettings(BaseModel):
         return value
 
 
+class TrainingSettings(BaseModel):
+    """What `penchant train` and the service's background trainer fit, and when."""
+
+    models: list[str] = Field(
+        default_factory=lambda: ["popular", "itemknn", "ials"],
+        description="the models one training run fits into one versioned bundle",
+    )
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="hyperparameters per model name"
+    )
+    interval_s: float = Field(
+        default=0.0, ge=0.0, description="retrain this often in the service (0: never)"
+    )
+    after_events: int = Field(
+        default=0, ge=0, description="retrain after this many new events (0: never)"
+    )
+    auto_activate: bool = Field(default=True, description="serve a new version once trained")
+    keep_versions: int = Field(default=10, ge=1, description="versions kept on disk")
+
+
+class ServingSettings(BaseModel):
+    """How the service answers recommendation requests."""
+
+    default_surface: str = "default"
+    max_k: int = Field(default=200, ge=1)
+    ann_min_items: int = Field(
+        default=50_000, ge=0, description="catalogs this large use approximate retrieval"
+    )
+    refresh_s: float = Field(
+        default=1.0, gt=0.0, description="how often a worker looks for a new active version"
+    )
+    recent_items: int = Field(
+        default=50, ge=1, description="recent items kept per user and per session"
+    )
+    session_ttl_s: float = Field(default=86_400.0, gt=0.0)
+    log_impressions: bool = Field(default=True, description="store served lists as impressions")
+
+
+class SurfaceSettings(BaseModel):
+    """One surface (a page, a channel, an arm): its pipeline as an ordered list of stages.
+
+    Each stage is a table with `stage` (its kind) and that stage's options; the ranking
+    package validates them when the service starts.
+    """
+
+    stages: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     """Everything configurable. Build it with `load_settings`, not directly."""
 
@@ -73,6 +121,9 @@ class Settings(BaseSettings):
     state: StateSettings = Field(default_factory=StateSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     events: EventSettings = Field(default_factory=EventSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    surfaces: dict[str, SurfaceSettings] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(

@@ -1,9 +1,12 @@
-"""Shared vocabulary: id aliases, the event-type vocabulary and the consent purposes."""
+"""Shared vocabulary: ids, event types, consent purposes, and the `Candidates` table."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
+
+import numpy as np
 
 TenantId = str
 UserId = str
@@ -44,3 +47,57 @@ class Scope(StrEnum):
     CATALOG_WRITE = "catalog:write"
     CATALOG_READ = "catalog:read"
     ADMIN = "admin"
+
+
+@dataclass
+class Candidates:
+    """The one table every ranking stage takes and returns: items plus named columns.
+
+    Attributes:
+        items: item codes in the serving catalog (int64), one per row, no duplicates.
+        columns: named float32 columns aligned with `items` (each source's score, the
+            combined `score`, ...); a column a stage has not written is absent.
+        reasons: per row, a short human-readable reason, or None.
+        sources: per row, the name of the source that contributed most, or "".
+    """
+
+    items: np.ndarray[Any, np.dtype[np.int64]]
+    columns: dict[str, np.ndarray[Any, np.dtype[np.float32]]] = field(default_factory=dict)
+    reasons: list[str | None] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.items = np.asarray(self.items, dtype=np.int64)
+        n = len(self.items)
+        if not self.reasons:
+            self.reasons = [None] * n
+        if not self.sources:
+            self.sources = [""] * n
+        for name, column in self.columns.items():
+            if len(column) != n:
+                raise ValueError(f"column {name!r} has {len(column)} rows for {n} items")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @classmethod
+    def empty(cls) -> Candidates:
+        """No candidates."""
+        return cls(np.zeros(0, dtype=np.int64))
+
+    def column(self, name: str, default: float = 0.0) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """A column, or `default` for every row when no stage has written it."""
+        found = self.columns.get(name)
+        if found is None:
+            return np.full(len(self.items), default, dtype=np.float32)
+        return found
+
+    def take(self, rows: np.ndarray[Any, Any]) -> Candidates:
+        """The rows at positions `rows` (an index array or a boolean mask), in that order."""
+        index = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows)
+        return Candidates(
+            self.items[index],
+            {name: col[index] for name, col in self.columns.items()},
+            [self.reasons[i] for i in index],
+            [self.sources[i] for i in index],
+        )

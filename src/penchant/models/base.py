@@ -279,6 +279,21 @@ class Recommender(ABC):
         ids = np.where(ranked >= 0, self.item_ids_[np.maximum(ranked, 0)], "")
         return ids.astype(np.str_), scores
 
+    def item_similarity(self, a: CodeArray, b: CodeArray) -> ScoreArray:
+        """The (len(a) x len(b)) similarities of items `a` to items `b`, by code.
+
+        What explanations use to name the consumed item behind a recommendation; models
+        override it with something cheaper than scoring every item.
+        """
+        self._check_fitted()
+        a = np.asarray(a, dtype=np.int64)
+        one_hot = sp.csr_matrix(
+            (np.ones(len(a), dtype=np.float32), (np.arange(len(a)), a)),
+            shape=(len(a), len(self.item_ids_)),
+        )
+        block = np.asarray(self._similar(a, one_hot), dtype=np.float32)
+        return np.asarray(block[:, np.asarray(b, dtype=np.int64)], dtype=np.float32)
+
     def _similar(self, items: CodeArray, one_hot: sp.csr_matrix) -> ScoreArray:
         """Similarity of every item to each given item; default: score a one-item history."""
         return self._score(np.full(len(items), -1, dtype=np.int64), one_hot)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,21 +31,48 @@ class FactorModel(Recommender):
     def _fold_in(self, history: sp.csr_matrix) -> FactorArray:
         """User factors for rows of history, the item factors held fixed."""
 
-    def _score(self, users: CodeArray, history: sp.csr_matrix) -> ScoreArray:
+    def user_vectors(self, users: CodeArray, history: sp.csr_matrix) -> FactorArray:
+        """The factors that score each user: learned for codes >= 0, folded in for -1.
+
+        Args:
+            users: user codes, -1 for a user the model did not train on.
+            history: (len(users) x n_items) weights of what each user consumed.
+        """
+        users = np.asarray(users, dtype=np.int64)
         factors = np.zeros((len(users), self.user_factors_.shape[1]), dtype=np.float32)
         known = users >= 0
         factors[known] = self.user_factors_[users[known]]
         unknown = np.flatnonzero(~known)
         if len(unknown):
             factors[unknown] = self._fold_in(sp.csr_matrix(history[unknown]))
+        return factors
+
+    def _score(self, users: CodeArray, history: sp.csr_matrix) -> ScoreArray:
+        factors = self.user_vectors(users, history)
         return np.asarray(factors @ self.item_factors_.T, dtype=np.float32)
 
     def _similar(self, items: CodeArray, one_hot: sp.csr_matrix) -> ScoreArray:
         """Cosine similarity of item factors."""
+        unit = self._unit_items
+        return np.asarray(unit[items] @ unit.T, dtype=np.float32)
+
+    def item_similarity(self, a: CodeArray, b: CodeArray) -> ScoreArray:
+        """Cosine similarity of the item factors of `a` to those of `b`."""
+        self._check_fitted()
+        unit = self._unit_items
+        return np.asarray(unit[np.asarray(a)] @ unit[np.asarray(b)].T, dtype=np.float32)
+
+    @property
+    def _unit_items(self) -> FactorArray:
+        """Item factors scaled to unit length (zero vectors stay zero); cached per array."""
+        cached = self.__dict__.get("_unit_cache")
+        if cached is not None and cached[0] is self.item_factors_:
+            return cast(FactorArray, cached[1])
         norms = np.linalg.norm(self.item_factors_, axis=1)
         norms[norms == 0] = 1.0
-        unit = self.item_factors_ / norms[:, None]
-        return np.asarray(unit[items] @ unit.T, dtype=np.float32)
+        unit = np.asarray(self.item_factors_ / norms[:, None], dtype=np.float32)
+        self.__dict__["_unit_cache"] = (self.item_factors_, unit)
+        return unit
 
     def _forget(self, user: int) -> None:
         self.user_factors_[user] = 0.0

@@ -80,6 +80,12 @@ class ItemKNN(Recommender):
     def _similar(self, items: CodeArray, one_hot: sp.csr_matrix) -> ScoreArray:
         return np.asarray(self._by_item[items].toarray(), dtype=np.float32)
 
+    def item_similarity(self, a: CodeArray, b: CodeArray) -> ScoreArray:
+        """The kept similarities of items `a` to items `b` (0 where not among the neighbours)."""
+        self._check_fitted()
+        block = self._by_item[np.asarray(a, dtype=np.int64)][:, np.asarray(b, dtype=np.int64)]
+        return np.asarray(block.toarray(), dtype=np.float32)
+
     @cached_property
     def _by_item(self) -> sp.csr_matrix:
         """Row i: the neighbours of item i."""

@@ -25,8 +25,13 @@ class StateStore(Protocol):
         """Add to an integer counter (created at 0) and return the new value."""
         ...
 
-    def push_recent(self, tenant: str, key: str, value: str, maxlen: int) -> None:
-        """Prepend to a bounded list that keeps the newest `maxlen` values."""
+    def push_recent(
+        self, tenant: str, key: str, value: str, maxlen: int, ttl_s: float | None = None
+    ) -> None:
+        """Prepend to a bounded list that keeps the newest `maxlen` values.
+
+        With `ttl_s`, the whole list expires `ttl_s` seconds after its latest push.
+        """
         ...
 
     def recent(self, tenant: str, key: str, n: int) -> list[str]:
@@ -85,14 +90,17 @@ class MemoryState:
             self._values[(tenant, key)] = (value, expires)
             return value
 
-    def push_recent(self, tenant: str, key: str, value: str, maxlen: int) -> None:
+    def push_recent(
+        self, tenant: str, key: str, value: str, maxlen: int, ttl_s: float | None = None
+    ) -> None:
         """See `StateStore.push_recent`."""
+        expires = time.monotonic() + ttl_s if ttl_s is not None else None
         with self._lock:
             current = self._live((tenant, key))
             if not isinstance(current, deque) or current.maxlen != maxlen:
                 current = deque(current or (), maxlen=maxlen)
             current.appendleft(value)
-            self._values[(tenant, key)] = (current, None)
+            self._values[(tenant, key)] = (current, expires)
 
     def recent(self, tenant: str, key: str, n: int) -> list[str]:
         """See `StateStore.recent`."""
@@ -147,12 +155,16 @@ class RedisState:
         """See `StateStore.incr`."""
         return int(self._redis.incrby(self._key(tenant, key), amount))
 
-    def push_recent(self, tenant: str, key: str, value: str, maxlen: int) -> None:
-        """See `StateStore.push_recent`; push and trim run as one transaction."""
+    def push_recent(
+        self, tenant: str, key: str, value: str, maxlen: int, ttl_s: float | None = None
+    ) -> None:
+        """See `StateStore.push_recent`; push, trim and expiry run as one transaction."""
         name = self._key(tenant, key)
         pipe = self._redis.pipeline(transaction=True)
         pipe.lpush(name, value)
         pipe.ltrim(name, 0, maxlen - 1)
+        if ttl_s is not None:
+            pipe.pexpire(name, max(1, int(ttl_s * 1000)))
         pipe.execute()
 
     def recent(self, tenant: str, key: str, n: int) -> list[str]:

@@ -42,6 +42,17 @@ class StateContract:
         assert state.recent(tenant, "r", 2) == ["i9", "i8"]
         assert state.recent(tenant, "none", 3) == []
 
+    def test_recent_lists_expire_after_their_last_push(
+        self, state: StateStore, tenant: str
+    ) -> None:
+        state.push_recent(tenant, "s", "a", maxlen=4, ttl_s=0.3)
+        time.sleep(0.2)
+        state.push_recent(tenant, "s", "b", maxlen=4, ttl_s=0.3)  # renews the whole list
+        time.sleep(0.2)
+        assert state.recent(tenant, "s", 4) == ["b", "a"]
+        time.sleep(0.3)
+        assert state.recent(tenant, "s", 4) == []
+
     def test_tenants_are_isolated_and_prefix_delete_is_exact(
         self, state: StateStore, tenant: str
     ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -180,3 +181,13 @@ def load_settings(data_dir: Path | str | None = None, **overrides: Any) -> Setti
     # The resolved directory wins: an explicit --data-dir must beat the environment.
     settings.data_dir = resolved
     return settings
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """`PENCHANT_*` variables from which `load_settings()` rebuilds exactly these settings
+    (how service workers and training children get the settings of their parent)."""
+    env = {"PENCHANT_DATA_DIR": str(settings.data_dir)}
+    for name, value in settings.model_dump(mode="json", exclude={"data_dir"}).items():
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        env[f"PENCHANT_{name.upper()}"] = text
+    return env

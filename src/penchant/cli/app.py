@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from penchant import __version__
-from penchant.cli import commands, data, evaluate, keys, send
+from penchant.cli import commands, data, evaluate, keys, models, send
 from penchant.errors import PenchantError
 
 
@@ -83,8 +83,10 @@ app.command("stats")(commands.stats)
 app.command("demo")(commands.demo)
 app.command("send")(send.send)
 app.command("evaluate")(evaluate.evaluate)
+app.command("train")(models.train)
 app.add_typer(data.app, name="import")
 app.add_typer(keys.app, name="keys")
+app.add_typer(models.app, name="models")
 
 
 def _version(value: bool) -> None:

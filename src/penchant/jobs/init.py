@@ -22,6 +22,9 @@ CONFIG_TEMPLATE = """\
 
 # The tenant (one site, shop or app) that commands use when --tenant is not given.
 # tenant = "default"
+# Surfaces: one recommendation pipeline per page or channel, as [surfaces.NAME] tables
+# (an example is at the end of this file). Without any, every request uses the built-in one.
+# surfaces = {}
 
 [store]
 # Where events, the catalog and API keys live: "sqlite:///path/to/penchant.db" or
@@ -55,6 +58,51 @@ CONFIG_TEMPLATE = """\
 # rating, add_to_cart, purchase, share, dwell, skip, dismiss, conversion).
 # Names are letters, digits, "_" or "-", e.g. ["bookmark", "quiz_answer"].
 # custom_types = []
+
+[training]
+# The models one `penchant train` fits into one versioned bundle (served together).
+# models = ["popular", "itemknn", "ials"]
+# Hyperparameters per model, e.g. params = { ials = { factors = 128 }, itemknn = { k = 50 } }
+# params = {}
+# The service retrains in a separate process every interval_s seconds and/or after
+# after_events new events (0: never), and serves the new version when auto_activate is on.
+# interval_s = 0.0
+# after_events = 0
+# auto_activate = true
+# Versions kept on disk (the active one and the one before it are never deleted).
+# keep_versions = 10
+
+[serving]
+# The surface of requests that name none.
+# default_surface = "default"
+# The longest list a request may ask for.
+# max_k = 200
+# Factor models over a catalog of at least this many items retrieve approximately (faiss).
+# ann_min_items = 50000
+# How often, in seconds, a worker looks for a new active version or a changed catalog.
+# refresh_s = 1.0
+# Recent items kept per user and per session, and how long a quiet session is kept.
+# recent_items = 50
+# session_ttl_s = 86400.0
+# Store every served list as impression events (request_id, surface, position).
+# log_impressions = true
+
+# An example surface: the stages run in order; sources add candidates, "score" combines
+# their weights, then filters, business rules, re-rankers and explanations.
+# [surfaces.product_page]
+#   stages = [
+#     { stage = "similar", model = "itemknn", n = 100, weight = 1.0 },
+#     { stage = "model", model = "ials", n = 200, weight = 0.5 },
+#     { stage = "trending", model = "popular", n = 100, weight = 0.2 },
+#     { stage = "score" },
+#     { stage = "filter", available_only = true, exclude_categories = ["adult"] },
+#     { stage = "rules", rules = [
+#         { action = "boost", match = { providers = ["house-brand"] }, factor = 1.3 },
+#     ] },
+#     { stage = "diversity", by = "category", strength = 0.3 },
+#     { stage = "exploration", epsilon = 0.05 },
+#     { stage = "explain", verb = "viewed" },
+#   ]
 """
 
 

@@ -65,3 +65,9 @@ class StoreError(PenchantError):
     """A storage backend that cannot be reached or used."""
 
     code = "store_error"
+
+
+class Unavailable(PenchantError):
+    """Something the request needs is not ready yet (e.g. no model has been trained)."""
+
+    code = "unavailable"

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 
 from penchant.errors import ConfigError, StoreError
 from penchant.privacy.keys import create_key
-from penchant.service.app import check_bind_safety, create_app, settings_environment
+from penchant.service.app import check_bind_safety, create_app
 from penchant.service.limits import BodySizeLimit
-from penchant.settings import load_settings
+from penchant.settings import load_settings, settings_environment
 from penchant.store import open_store
 
 

@@ -1,4 +1,4 @@
-"""Dependencies of the routes, as `Annotated` aliases: store, settings, body and API key."""
+"""Dependencies of the routes, as `Annotated` aliases: stores, serving, body and API key."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from penchant.errors import Unauthorized
 from penchant.privacy.keys import authenticate, require_scope
 from penchant.schema import EventVocabulary
+from penchant.service.serving import Online, ServedModels
 from penchant.settings import Settings
 from penchant.store import ApiKeyRecord, Store
 from penchant.types import Scope
@@ -39,7 +40,21 @@ async def read_body(request: Request) -> bytes:
     return await request.body()
 
 
+def get_serving(request: Request) -> ServedModels:
+    """The served models of every tenant."""
+    serving: ServedModels = request.app.state.serving
+    return serving
+
+
+def get_online(request: Request) -> Online:
+    """The online state (what people did since the models were trained)."""
+    online: Online = request.app.state.online
+    return online
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
+ServingDep = Annotated[ServedModels, Depends(get_serving)]
+OnlineDep = Annotated[Online, Depends(get_online)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 VocabularyDep = Annotated[EventVocabulary, Depends(get_vocabulary)]
 BodyDep = Annotated[bytes, Depends(read_body)]
@@ -80,3 +95,4 @@ def scoped(scope: Scope) -> Callable[[ApiKeyRecord], ApiKeyRecord]:
 EventsWriter = Annotated[ApiKeyRecord, Depends(scoped(Scope.EVENTS_WRITE))]
 CatalogWriter = Annotated[ApiKeyRecord, Depends(scoped(Scope.CATALOG_WRITE))]
 CatalogReader = Annotated[ApiKeyRecord, Depends(scoped(Scope.CATALOG_READ))]
+RecsReader = Annotated[ApiKeyRecord, Depends(scoped(Scope.RECS_READ))]

@@ -23,6 +23,7 @@ from penchant.errors import (
     PenchantError,
     StoreError,
     Unauthorized,
+    Unavailable,
 )
 from penchant.ingest.validate import InvalidBatch, RowError
 
@@ -37,6 +38,7 @@ STATUS: dict[type[PenchantError], int] = {
     Forbidden: 403,
     PayloadTooLarge: 413,
     StoreError: 503,
+    Unavailable: 503,
     PenchantError: 500,
 }
 

@@ -90,6 +90,24 @@ class UpsertOut(BaseModel):
     rejected: list[RowErrorOut] = Field(description="invalid records left out (partial=true)")
 
 
+class RecommendedItemOut(BaseModel):
+    """One recommended item."""
+
+    item_id: str
+    score: float = Field(description="the pipeline's final score (higher is better)")
+    reason: str | None = Field(description='why it is shown, e.g. "because you viewed X"')
+
+
+class RecommendationsOut(BaseModel):
+    """A served list. Its items are logged as impressions carrying `request_id`; send that id
+    back in the context of later events (clicks, purchases) to link them to this list."""
+
+    request_id: str
+    items: list[RecommendedItemOut]
+    model_version: str | None = Field(description="the model bundle that ranked the list")
+    pipeline: str = Field(description="the surface pipeline that produced it")
+
+
 class HealthOut(BaseModel):
     """Liveness."""
 

@@ -16,6 +16,7 @@ from penchant.service.deps import (
     CatalogReader,
     CatalogWriter,
     PartialQuery,
+    ServingDep,
     SettingsDep,
     StoreDep,
 )
@@ -27,6 +28,7 @@ from penchant.service.schemas import (
     UsersIn,
     json_body,
 )
+from penchant.service.serving import ServedModels
 from penchant.store import Store
 
 R = TypeVar("R", Item, User)
@@ -43,6 +45,7 @@ class Resource(Generic[R]):
     upsert: Callable[[Store, str, Sequence[R]], int]
     get: Callable[[Store, str, str], R | None]
     delete: Callable[[Store, str, str], bool]
+    served: bool = False  # whether serving must rebuild its catalog after a write
 
 
 def catalog_router(resource: Resource[R]) -> APIRouter:
@@ -59,10 +62,13 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
     router = APIRouter(prefix=f"/v1/{name}", tags=[name], responses=ERROR_RESPONSES)
 
     @router.put("/{id}", response_model=model, openapi_extra=json_body(model, ("id",)))
-    def put_record(key: CatalogWriter, store: StoreDep, record_id: RecordId, body: BodyDep) -> R:
+    def put_record(
+        key: CatalogWriter, store: StoreDep, serving: ServingDep, record_id: RecordId, body: BodyDep
+    ) -> R:
         """Insert or replace one record; a body `id`, if given, must equal the path id."""
         record = parse_record(body, model, record_id)
         resource.upsert(store, key.tenant, [record])
+        changed(serving, key.tenant)
         return record
 
     @router.get("/{id}", response_model=model)
@@ -74,15 +80,19 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
         return record
 
     @router.delete("/{id}", status_code=204, response_class=Response)
-    def delete_record(key: CatalogWriter, store: StoreDep, record_id: RecordId) -> None:
+    def delete_record(
+        key: CatalogWriter, store: StoreDep, serving: ServingDep, record_id: RecordId
+    ) -> None:
         """Delete one catalog record of the key's tenant; a user's events are not touched."""
         if not resource.delete(store, key.tenant, record_id):
             raise NotFound(f"no such {one}", field="id")
+        changed(serving, key.tenant)
 
     @router.post("", response_model=UpsertOut, openapi_extra=json_body(resource.batch_model))
     def upsert_records(
         key: CatalogWriter,
         store: StoreDep,
+        serving: ServingDep,
         settings: SettingsDep,
         body: BodyDep,
         partial: PartialQuery = False,
@@ -94,7 +104,13 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
         if batch.errors and not partial:
             raise InvalidBatch(batch.errors)
         upserted = resource.upsert(store, key.tenant, batch.records) if batch.records else 0
+        if upserted:
+            changed(serving, key.tenant)
         return UpsertOut(upserted=upserted, rejected=RowErrorOut.of(batch.errors))
+
+    def changed(serving: ServedModels, tenant: str) -> None:
+        if resource.served:
+            serving.of(tenant).catalog_changed()
 
     return router
 
@@ -107,6 +123,7 @@ items = catalog_router(
         upsert=lambda store, tenant, records: store.catalog.upsert_items(tenant, records),
         get=lambda store, tenant, record_id: store.catalog.get_item(tenant, record_id),
         delete=lambda store, tenant, record_id: store.catalog.delete_item(tenant, record_id),
+        served=True,
     )
 )
 

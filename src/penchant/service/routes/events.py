@@ -8,6 +8,7 @@ from penchant.ingest.validate import InvalidBatch, parse_event_batch
 from penchant.service.deps import (
     BodyDep,
     EventsWriter,
+    OnlineDep,
     PartialQuery,
     SettingsDep,
     StoreDep,
@@ -26,12 +27,14 @@ def post_events(
     settings: SettingsDep,
     vocabulary: VocabularyDep,
     body: BodyDep,
+    online: OnlineDep,
     partial: PartialQuery = False,
 ) -> EventsOut:
     """Store a batch of events, idempotently on `event_id`.
 
-    The answer comes only after the events are durably stored. With `partial=false` (the
-    default) one invalid event rejects the whole batch with 422 and nothing is stored.
+    The answer comes only after the events are durably stored; the next recommendation for
+    the user or session already reflects them. With `partial=false` (the default) one
+    invalid event rejects the whole batch with 422 and nothing is stored.
     """
     batch = parse_event_batch(
         body, vocabulary, max_batch=settings.service.max_batch, partial=partial
@@ -39,6 +42,9 @@ def post_events(
     if batch.errors and not partial:
         raise InvalidBatch(batch.errors)
     ack = store.events.append(key.tenant, batch.events) if batch.events else Ack(stored=0)
+    if ack.stored:
+        repeated = set(ack.duplicates)
+        online.record(key.tenant, [e for e in batch.events if e.event_id not in repeated])
     return EventsOut(
         stored=ack.stored, duplicates=list(ack.duplicates), rejected=RowErrorOut.of(batch.errors)
     )

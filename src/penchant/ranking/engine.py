@@ -1,0 +1,224 @@
+"""The engine: one model version, its catalog and pipelines, answering ranking requests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from penchant.errors import InvalidInput, NotFound
+from penchant.models.base import Recommender
+from penchant.models.factors import FactorModel
+from penchant.ranking.catalog import ServingCatalog, micros
+from penchant.ranking.pipeline import DEFAULT_STAGES, Pipeline, build_pipeline
+from penchant.ranking.query import CodeArray, Query, Serving
+from penchant.ranking.request import FilterSpec, RankingRequest, RequestContext
+from penchant.ranking.rerank import person_seed
+from penchant.ranking.stages import SCORE
+from penchant.ranking.state import Activity
+from penchant.schema import Item
+
+_EMPTY = Activity([], [], [])
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """An answer: item ids with scores and reasons, and what produced them."""
+
+    item_ids: list[str]
+    scores: list[float]
+    reasons: list[str | None]
+    sources: list[str]
+    pipeline: str
+    version: str
+
+
+class Engine:
+    """Serves one model bundle: immutable once built, so a hot swap replaces it whole.
+
+    Args:
+        version: the bundle's version.
+        models: the bundle's fitted models by name (one shared vocabulary).
+        items: the stored catalog.
+        surfaces: pipeline config per surface name (`stages` lists); a surface named
+            `default_surface` is added with `DEFAULT_STAGES` unless configured.
+        default_surface: the surface of requests that name none.
+        ann_min_items: factor models over a catalog this large retrieve approximately.
+        max_k: the longest list a request may ask for.
+
+    Raises:
+        ConfigError: a surface's pipeline is invalid.
+        InvalidInput: the models do not share one vocabulary, or there are none.
+    """
+
+    def __init__(
+        self,
+        version: str,
+        models: Mapping[str, Recommender],
+        items: Sequence[Item],
+        surfaces: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+        *,
+        default_surface: str = "default",
+        ann_min_items: int = 50_000,
+        max_k: int = 200,
+    ) -> None:
+        if not models:
+            raise InvalidInput("a model bundle needs at least one model", field="models")
+        first = next(iter(models.values()))
+        for name, model in models.items():
+            if not np.array_equal(model.item_ids_, first.item_ids_):
+                raise InvalidInput(f"model {name} has another item vocabulary", field="models")
+        self.version = version
+        self.max_k = max_k
+        self.default_surface = default_surface
+        self._users = first
+        catalog = ServingCatalog.build(list(first.item_ids_), items)
+        indexes = {}
+        if len(first.item_ids_) >= ann_min_items:
+            from penchant.models.ann import ItemIndex  # faiss, where installed
+
+            indexes = {
+                name: ItemIndex.build(model.item_factors_, min_items=ann_min_items)
+                for name, model in models.items()
+                if isinstance(model, FactorModel)
+            }
+        self.serving = Serving(version, dict(models), catalog, indexes)
+        configured = dict(surfaces or {})
+        names = list(models)
+        self.pipelines: dict[str, Pipeline] = {
+            name: build_pipeline(name, stages, names) for name, stages in configured.items()
+        }
+        if default_surface not in self.pipelines:
+            self.pipelines[default_surface] = build_pipeline(default_surface, DEFAULT_STAGES, names)
+
+    @property
+    def catalog(self) -> ServingCatalog:
+        """The serving catalog."""
+        return self.serving.catalog
+
+    def recommend(
+        self,
+        request: RankingRequest,
+        user: Activity | None = None,
+        session: Activity | None = None,
+    ) -> Ranked:
+        """Rank items for a person or a session.
+
+        Args:
+            request: who, how many, where, filters and rules.
+            user: the person's activity since training (online state), if a user id is given.
+            session: the session's activity, if a session id is given.
+
+        Raises:
+            InvalidInput: k above `max_k`, an unknown surface, neither user nor session.
+        """
+        query = self._query(request, user or _EMPTY, session or _EMPTY)
+        pipeline = self.pipelines[query.surface]
+        out = pipeline.run(query, self.serving)
+        catalog = self.catalog
+        return Ranked(
+            item_ids=[str(catalog.ids[c]) for c in out.items],
+            scores=[round(float(s), 6) for s in out.column(SCORE)],
+            reasons=list(out.reasons),
+            sources=list(out.sources),
+            pipeline=pipeline.name,
+            version=self.version,
+        )
+
+    def similar(self, item_id: str, k: int, surface: str | None = None) -> Ranked:
+        """Items like one item: the surface's pipeline with that item as the page item.
+
+        Raises:
+            NotFound: the item is not in the catalog.
+        """
+        if self.catalog.codes([item_id])[0] < 0:
+            raise NotFound(f"no item {item_id!r}")
+        request = RankingRequest(
+            k=k,
+            surface=surface,
+            session_id=f"similar:{item_id}",
+            context=RequestContext(page_item=item_id),
+        )
+        return self.recommend(request)
+
+    def _query(self, request: RankingRequest, user: Activity, session: Activity) -> Query:
+        if request.user_id is None and request.session_id is None:
+            raise InvalidInput("give user_id or session_id", field="user_id")
+        if request.k > self.max_k:
+            raise InvalidInput(f"k: at most {self.max_k}", field="k")
+        surface = request.surface or self.default_surface
+        pipeline = self.pipelines.get(surface)
+        if pipeline is None:
+            raise InvalidInput(
+                f"unknown surface {surface!r}; configured: {', '.join(sorted(self.pipelines))}",
+                field="surface",
+            )
+        catalog = self.catalog
+        now = request.now()
+        user_code = -1
+        trained: CodeArray = np.zeros(0, dtype=np.int64)
+        if request.user_id is not None:
+            user_code = int(self._users._user_codes([request.user_id])[0])
+            if user_code >= 0:
+                trained = self._users.history_[user_code].indices.astype(np.int64)
+        recent = _codes(catalog, user.recent)
+        history = _unique_first(np.concatenate([recent, _codes(catalog, session.recent), trained]))
+        session_items = _codes(catalog, session.recent)
+        purchased = _codes(catalog, user.purchased + session.purchased)
+        dismissed = _codes(catalog, user.dismissed + session.dismissed)
+        filters = pipeline.filters.merged(request.filters)
+        eligible = catalog.allowed(filters, now)
+        self._exclude(eligible, filters, request, history, purchased, dismissed)
+        who = request.user_id or f"session:{request.session_id}"
+        return Query(
+            request=request,
+            surface=surface,
+            now=now,
+            user_code=user_code,
+            history=history,
+            session=session_items,
+            purchased=purchased,
+            dismissed=dismissed,
+            filters=filters,
+            rules=pipeline.rules + request.rules,
+            eligible=eligible,
+            seed=person_seed(who, surface, micros(now) // 3_600_000_000),
+        )
+
+    def _exclude(
+        self,
+        eligible: np.ndarray[Any, Any],
+        filters: FilterSpec,
+        request: RankingRequest,
+        history: CodeArray,
+        purchased: CodeArray,
+        dismissed: CodeArray,
+    ) -> None:
+        catalog = self.catalog
+        if filters.exclude_seen:
+            eligible[history] = False
+        if filters.exclude_purchased:
+            eligible[purchased] = False
+        if filters.exclude_dismissed:
+            eligible[dismissed] = False
+        dropped = _codes(catalog, request.exclude)
+        eligible[dropped] = False
+        page = request.context.page_item
+        if page is not None:
+            eligible[_codes(catalog, [page])] = False
+
+
+def _codes(catalog: ServingCatalog, ids: Sequence[str]) -> CodeArray:
+    """Catalog codes of ids, in order, unknown ids left out."""
+    if not ids:
+        return np.zeros(0, dtype=np.int64)
+    codes = catalog.codes(ids)
+    return codes[codes >= 0]
+
+
+def _unique_first(codes: CodeArray) -> CodeArray:
+    """Codes without repeats, each at its first position."""
+    _, first = np.unique(codes, return_index=True)
+    return codes[np.sort(first)]

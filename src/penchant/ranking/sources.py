@@ -1,0 +1,231 @@
+"""Candidate sources: each proposes items with a score in [0, 1] under its own column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from penchant.models.factors import FactorModel
+from penchant.ranking.catalog import micros
+from penchant.ranking.query import CodeArray, Query, Serving
+from penchant.types import Candidates
+
+ScoreArray = np.ndarray[Any, np.dtype[np.float32]]
+
+
+def merge(base: Candidates, new: Candidates) -> Candidates:
+    """The union of two candidate tables; a column missing on one side is 0 there."""
+    if not len(base):
+        return new
+    if not len(new):
+        return base
+    items = np.concatenate([base.items, new.items])
+    ordered, first = np.unique(items, return_index=True)
+    order = np.argsort(first, kind="stable")  # keep the order items were first proposed in
+    position = np.empty(len(ordered), dtype=np.int64)
+    position[order] = np.arange(len(ordered))
+    unique = ordered[order]
+    columns: dict[str, ScoreArray] = {}
+    for table in (base, new):
+        rows = position[np.searchsorted(ordered, table.items)]
+        for name, col in table.columns.items():
+            out = columns.setdefault(name, np.zeros(len(unique), dtype=np.float32))
+            out[rows] = np.maximum(out[rows], col)
+    return Candidates(unique, columns)
+
+
+def normalized(scores: ScoreArray) -> ScoreArray:
+    """Scores of one list mapped to (0, 1]: the best is 1, the worst of the list above 0."""
+    if not len(scores):
+        return scores
+    top, low = float(scores.max()), float(scores.min())
+    if top == low:
+        return np.ones(len(scores), dtype=np.float32)
+    return np.asarray(0.05 + 0.95 * (scores - low) / (top - low), dtype=np.float32)
+
+
+def _top(
+    scores: ScoreArray, eligible: np.ndarray[Any, Any], n: int
+) -> tuple[CodeArray, ScoreArray]:
+    """The n best eligible codes of a full score vector, best first."""
+    scores = np.where(eligible[: len(scores)], scores, -np.inf).astype(np.float32)
+    n = min(n, int(np.isfinite(scores).sum()))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    part = np.argpartition(-scores, n - 1)[:n]
+    order = part[np.lexsort((part, -scores[part]))]
+    return order.astype(np.int64), scores[order]
+
+
+@dataclass
+class ModelSource:
+    """A model's personal ranking from the person's history (training history plus what they
+    did since); new users without history get nothing here.
+
+    Options: `model` (a model of the bundle), `n` candidates, `weight` in the score, `name`
+    of its column (default the model name), `history` = `user` (the person's) or
+    `session` (the session's items only: the session model).
+    """
+
+    model: str
+    n: int = 200
+    weight: float = 1.0
+    name: str = ""
+    history: str = "user"
+
+    def __post_init__(self) -> None:
+        self.name = self.name or (self.model if self.history == "user" else "session")
+
+    def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
+        if self.history == "session":
+            codes, user = query.session, -1
+        else:
+            codes, user = query.history, query.user_code
+            if user >= 0 and _has_fresh(serving, query):
+                user = -1  # fold in the fresher history instead of the learned state
+        model = serving.models[self.model]
+        n_model = serving.catalog.n_model
+        known = codes[codes < n_model]
+        if user < 0 and not len(known):
+            return candidates
+        row = sp.csr_matrix(
+            (np.ones(len(known), dtype=np.float32), (np.zeros(len(known), dtype=np.int64), known)),
+            shape=(1, n_model),
+        )
+        row.sum_duplicates()
+        row.data[:] = 1.0
+        users = np.array([user], dtype=np.int64)
+        index = serving.indexes.get(self.model)
+        if index is not None and isinstance(model, FactorModel):
+            found, scores = _search(index, model.user_vectors(users, row), query, self.n)
+        else:
+            found, scores = _top(model.scores(users, row)[0], query.eligible, self.n)
+        return merge(candidates, Candidates(found, {self.name: normalized(scores)}))
+
+
+def _has_fresh(serving: Serving, query: Query) -> bool:
+    """Whether the person consumed items since training that their learned state lacks."""
+    first = next(iter(serving.models.values()))
+    trained = first.history_[query.user_code].indices
+    return bool(np.setdiff1d(query.history[query.history < serving.catalog.n_model], trained).size)
+
+
+def _search(index: Any, vector: Any, query: Query, n: int) -> tuple[CodeArray, ScoreArray]:
+    """Approximate top-n, fetching more when filters drop part of what comes back."""
+    fetch = n
+    while True:
+        codes, scores = index.search(vector, fetch)
+        codes, scores = codes[0], scores[0]
+        keep = (codes >= 0) & query.eligible[np.maximum(codes, 0)]
+        if keep.sum() >= n or fetch >= index.n_items or codes[-1] < 0:
+            return codes[keep][:n], scores[keep][:n]
+        fetch = min(fetch * 4, index.n_items)
+
+
+@dataclass
+class SimilarSource:
+    """Items like the one on the page (`context.page_item`); nothing without one."""
+
+    model: str
+    n: int = 100
+    weight: float = 1.0
+    name: str = "similar"
+
+    def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
+        page = query.request.context.page_item
+        if page is None:
+            return candidates
+        code = int(serving.catalog.codes([page])[0])
+        if not 0 <= code < serving.catalog.n_model:
+            return candidates
+        model = serving.models[self.model]
+        n_model = serving.catalog.n_model
+        scores = model.item_similarity(np.array([code]), np.arange(n_model))[0]
+        scores[code] = -np.inf
+        scores[scores <= 0] = -np.inf
+        found, top = _top(scores, query.eligible, self.n)
+        query.notes["page_item"] = code
+        return merge(candidates, Candidates(found, {self.name: normalized(top)}))
+
+
+@dataclass
+class TrendingSource:
+    """The most popular (or trending) items, within the browsed category when there is one:
+    `context.category`, else the first category of the page item (`scope="context"`)."""
+
+    model: str = "popular"
+    n: int = 100
+    weight: float = 0.2
+    name: str = "trending"
+    scope: str = "context"
+
+    def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
+        catalog = serving.catalog
+        key = f"order:{self.model}"
+        order = serving.cache.get(key)
+        if order is None:
+            scores = serving.models[self.model].scores(
+                np.array([-1]), sp.csr_matrix((1, catalog.n_model), dtype=np.float32)
+            )[0]
+            order = np.argsort(-scores, kind="stable")
+            serving.cache[key] = order
+            serving.cache[f"{key}:scores"] = scores
+        scores = serving.cache[f"{key}:scores"]
+        mask = query.eligible
+        category = self._category(query, serving)
+        if category is not None:
+            mask = mask & catalog.has_label("category", [category])
+            query.notes["trending_in"] = category
+        picked = order[mask[order]][: self.n]
+        if not len(picked):
+            return candidates
+        return merge(candidates, Candidates(picked, {self.name: normalized(scores[picked])}))
+
+    def _category(self, query: Query, serving: Serving) -> str | None:
+        if self.scope != "context":
+            return None
+        context = query.request.context
+        if context.category is not None:
+            return context.category
+        if context.page_item is not None:
+            code = int(serving.catalog.codes([context.page_item])[0])
+            if code >= 0:
+                names = serving.catalog.label_names(code, "category")
+                return names[0] if names else None
+        return None
+
+
+@dataclass
+class FollowedProviderSource:
+    """New items (published within `days`) from providers the person keeps coming back to
+    (at least `min_items` of their recent items): "new from a provider you follow"."""
+
+    n: int = 50
+    weight: float = 1.0
+    name: str = "followed"
+    days: float = 7.0
+    min_items: int = 2
+
+    def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
+        catalog = serving.catalog
+        providers = catalog.provider[query.history[:50]]
+        providers = providers[providers >= 0]
+        if not len(providers):
+            return candidates
+        values, counts = np.unique(providers, return_counts=True)
+        followed = values[counts >= self.min_items]
+        if not len(followed):
+            return candidates
+        since = micros(query.now - timedelta(days=self.days))
+        fresh = np.isin(catalog.provider, followed) & (catalog.published >= since)
+        codes = np.flatnonzero(fresh & query.eligible)
+        if not len(codes):
+            return candidates
+        newest = codes[np.argsort(-catalog.published[codes], kind="stable")][: self.n]
+        age = (micros(query.now) - catalog.published[newest]).astype(np.float64)
+        score = np.asarray(1.0 - age / (self.days * 86_400e6 + 1.0), dtype=np.float32)
+        return merge(candidates, Candidates(newest, {self.name: np.clip(score, 0.05, 1.0)}))

@@ -1,0 +1,165 @@
+"""/v1/recommendations, /v1/items/{id}/similar and /v1/sessions/{id}/recommendations."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Query
+from pydantic import ValidationError
+
+from penchant.errors import InvalidInput
+from penchant.ranking import Engine, Ranked, RankingRequest
+from penchant.schema import Event
+from penchant.schema.events import EventContext
+from penchant.service.deps import BodyDep, OnlineDep, RecsReader, ServingDep
+from penchant.service.schemas import (
+    ERROR_RESPONSES,
+    RecommendationsOut,
+    RecommendedItemOut,
+    json_body,
+)
+from penchant.service.serving import Impressions
+
+router = APIRouter(tags=["recommendations"], responses=ERROR_RESPONSES)
+
+K = Annotated[int, Query(ge=1, description="how many items")]
+Surface = Annotated[str | None, Query(description="the surface (pipeline) to rank for")]
+ContextJson = Annotated[
+    str | None, Query(description="the request context as JSON (device, locale, page_item...)")
+]
+PathId = Annotated[str, Path(alias="id", min_length=1, max_length=256)]
+
+
+@router.get("/v1/recommendations", response_model=RecommendationsOut)
+def get_recommendations(
+    key: RecsReader,
+    serving: ServingDep,
+    online: OnlineDep,
+    user_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    session_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    k: K = 10,
+    surface: Surface = None,
+    page_item: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    context: ContextJson = None,
+) -> RecommendationsOut:
+    """Recommendations for a known user (`user_id`) or an anonymous session (`session_id`)."""
+    fields: dict[str, Any] = {"user_id": user_id, "session_id": session_id, "k": k}
+    fields["surface"] = surface
+    fields["context"] = {**_context(context), **({"page_item": page_item} if page_item else {})}
+    return _answer(key.tenant, serving, online, _request(fields))
+
+
+@router.post(
+    "/v1/recommendations",
+    response_model=RecommendationsOut,
+    openapi_extra=json_body(RankingRequest),
+)
+def post_recommendations(
+    key: RecsReader, serving: ServingDep, online: OnlineDep, body: BodyDep
+) -> RecommendationsOut:
+    """Recommendations with a context, filters, business rules and exclusions."""
+    try:
+        fields = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from exc
+    if not isinstance(fields, dict):
+        raise InvalidInput("the body must be a JSON object", field="body")
+    return _answer(key.tenant, serving, online, _request(fields))
+
+
+@router.get("/v1/sessions/{id}/recommendations", response_model=RecommendationsOut)
+def get_session_recommendations(
+    key: RecsReader,
+    serving: ServingDep,
+    online: OnlineDep,
+    session_id: PathId,
+    k: K = 10,
+    surface: Surface = None,
+    context: ContextJson = None,
+) -> RecommendationsOut:
+    """Recommendations for an anonymous visitor, steered by the session's events so far."""
+    fields = {"session_id": session_id, "k": k, "surface": surface, "context": _context(context)}
+    return _answer(key.tenant, serving, online, _request(fields))
+
+
+@router.get("/v1/items/{id}/similar", response_model=RecommendationsOut)
+def get_similar_items(
+    key: RecsReader, serving: ServingDep, item_id: PathId, k: K = 10, surface: Surface = None
+) -> RecommendationsOut:
+    """Items like this one (the surface's filters and rules apply)."""
+    engine = serving.of(key.tenant).engine()
+    return _out(engine.similar(item_id, k, surface), uuid.uuid4().hex)
+
+
+def _request(fields: dict[str, Any]) -> RankingRequest:
+    try:
+        return RankingRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"{where}: {first['msg']}", field=where) from exc
+
+
+def _context(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"context is not valid JSON: {exc}", field="context") from exc
+    if not isinstance(value, dict):
+        raise InvalidInput("context must be a JSON object", field="context")
+    return value
+
+
+def _answer(tenant: str, serving: Any, online: Any, request: RankingRequest) -> RecommendationsOut:
+    engine: Engine = serving.of(tenant).engine()
+    state = online.of(tenant)
+    user = state.user(request.user_id) if request.user_id is not None else None
+    session = state.session(request.session_id) if request.session_id is not None else None
+    ranked = engine.recommend(request, user, session)
+    request_id = uuid.uuid4().hex
+    impressions: Impressions | None = serving.impressions
+    if impressions is not None and ranked.item_ids:
+        impressions.log(tenant, _impressions(request, ranked, request_id))
+    return _out(ranked, request_id)
+
+
+def _impressions(request: RankingRequest, ranked: Ranked, request_id: str) -> list[Event]:
+    """One impression event per served item, carrying the request id, surface and position."""
+    return [
+        Event.model_construct(
+            event_id=f"{request_id}:{position}",
+            user_id=request.user_id,
+            session_id=request.session_id,
+            item_id=item_id,
+            type="impression",
+            value=None,
+            timestamp=request.now(),
+            context=EventContext.model_construct(
+                request_id=request_id,
+                decision_id=None,
+                surface=ranked.pipeline,
+                device=request.context.device,
+                position=position,
+                locale=request.context.locale,
+                propensity=None,
+                attributes={},
+            ),
+        )
+        for position, item_id in enumerate(ranked.item_ids)
+    ]
+
+
+def _out(ranked: Ranked, request_id: str) -> RecommendationsOut:
+    return RecommendationsOut(
+        request_id=request_id,
+        items=[
+            RecommendedItemOut(item_id=i, score=s, reason=r)
+            for i, s, r in zip(ranked.item_ids, ranked.scores, ranked.reasons, strict=True)
+        ],
+        model_version=ranked.version,
+        pipeline=ranked.pipeline,
+    )

@@ -1,0 +1,226 @@
+"""The served model per tenant: loaded at start, swapped whole when a new version is active."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from penchant.errors import PenchantError, Unavailable
+from penchant.jobs.registry import ModelRegistry
+from penchant.ranking import Engine, OnlineState
+from penchant.schema import Event, Item
+from penchant.settings import Settings
+from penchant.store import Store
+from penchant.store.state import StateStore
+
+logger = logging.getLogger("penchant.service")
+
+#: The state key whose value changes whenever a tenant's catalog changes.
+CATALOG_VERSION = "catalog:version"
+#: The state counter of events received (the background trainer reads how much it grew).
+EVENTS_SINCE_TRAINING = "events:since_training"
+
+
+class ServedModel:
+    """One tenant's engine, replaced whole (never mutated) when the active version or the
+    catalog changes.
+
+    A request takes the engine once (`engine()`) and uses only it, so no answer mixes two
+    versions. Every `refresh_s` a request also checks (one `stat` of the active-version file
+    and one state read) whether something changed; if so, a background thread builds the new
+    engine while requests keep using the old one, then swaps the reference.
+    """
+
+    def __init__(self, settings: Settings, store: Store, state: StateStore, tenant: str) -> None:
+        self.settings = settings
+        self.store = store
+        self.state = state
+        self.tenant = tenant
+        self.registry = ModelRegistry(settings.data_dir / "models", tenant)
+        self._engine: Engine | None = None
+        self._seen: tuple[object, object] | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+        self._loading = False
+        self.last_error: str | None = None
+
+    def engine(self) -> Engine:
+        """The engine to answer this request with.
+
+        Raises:
+            Unavailable: no model version is active (nothing trained yet).
+        """
+        now = time.monotonic()
+        if now - self._checked >= self.settings.serving.refresh_s:
+            self._checked = now
+            self._refresh(background=self._engine is not None)
+        engine = self._engine
+        if engine is None:
+            detail = f" ({self.last_error})" if self.last_error else ""
+            raise Unavailable(
+                f"no model is active for tenant {self.tenant!r}: run `penchant train`{detail}"
+            )
+        return engine
+
+    def _refresh(self, *, background: bool) -> None:
+        """Start (or run) a rebuild when the active version or the catalog changed."""
+        seen = (self.registry.marker(), self.state.get(self.tenant, CATALOG_VERSION))
+        if seen == self._seen or seen[0] is None:
+            return
+        with self._lock:
+            if self._loading:
+                return
+            self._loading = True
+        if background:
+            threading.Thread(target=self._load, args=(seen,), daemon=True).start()
+        else:
+            self._load(seen)
+
+    def _load(self, seen: tuple[object, object]) -> None:
+        try:
+            engine = self.build()
+            self._engine = engine  # one reference assignment: the swap
+            self._seen = seen
+            self.last_error = None
+            logger.info("serving model version %s for tenant %s", engine.version, self.tenant)
+        except PenchantError as exc:
+            self.last_error = exc.message
+            self._seen = seen  # do not retry a broken version on every request
+            logger.error("cannot load the active model: %s", exc.message)
+        finally:
+            with self._lock:
+                self._loading = False
+
+    def build(self) -> Engine:
+        """A new engine from the active bundle and the current catalog."""
+        bundle = self.registry.load()
+        items: list[Item] = []
+        for batch in self.store.catalog.scan_items(self.tenant):
+            items.extend(batch)
+        serving = self.settings.serving
+        return Engine(
+            bundle.version,
+            bundle.models,
+            items,
+            {name: surface.stages for name, surface in self.settings.surfaces.items()},
+            default_surface=serving.default_surface,
+            ann_min_items=serving.ann_min_items,
+            max_k=serving.max_k,
+        )
+
+    def catalog_changed(self) -> None:
+        """Note a catalog write, so that every worker rebuilds its serving catalog."""
+        self.state.incr(self.tenant, CATALOG_VERSION)
+
+
+@dataclass
+class Impressions:
+    """Served lists become impression events, stored in batches by a background thread.
+
+    Requests only enqueue; the thread appends every `interval_s` (or at `batch` events),
+    so recommendation latency never waits for a database write. Events still queued when the
+    process is killed are lost (they are logs, not acknowledged writes); `close` flushes.
+    """
+
+    store: Store
+    interval_s: float = 0.2
+    batch: int = 5_000
+    _queue: queue.Queue[tuple[str, list[Event]] | None] = field(default_factory=queue.Queue)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread = threading.Thread(target=self._run, name="impressions", daemon=True)
+        self._thread.start()
+
+    def log(self, tenant: str, events: list[Event]) -> None:
+        """Queue the impressions of one served list."""
+        self._queue.put((tenant, events))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Store what is queued and stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            pending: dict[str, list[Event]] = {}
+            deadline = time.monotonic() + self.interval_s
+            count = 0
+            while count < self.batch:
+                try:
+                    entry = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if entry is None:
+                    stop = True
+                    break
+                pending.setdefault(entry[0], []).extend(entry[1])
+                count += len(entry[1])
+            self._write(pending.items())
+
+    def _write(self, batches: Iterable[tuple[str, list[Event]]]) -> None:
+        for tenant, events in batches:
+            try:
+                self.store.events.append(tenant, events)
+            except PenchantError as exc:
+                logger.error("lost %d impressions: %s", len(events), exc.message)
+
+
+@dataclass
+class Online:
+    """The online state of every tenant, and the count of events since the last training."""
+
+    state: StateStore
+    keep: int
+    session_ttl_s: float
+
+    def of(self, tenant: str) -> OnlineState:
+        """The online state of one tenant."""
+        return OnlineState(self.state, tenant, keep=self.keep, session_ttl_s=self.session_ttl_s)
+
+    def record(self, tenant: str, events: list[Event]) -> None:
+        """Fold accepted events into the state and count them for the trainer."""
+        self.of(tenant).record(events)
+        self.state.incr(tenant, EVENTS_SINCE_TRAINING, len(events))
+
+
+class ServedModels:
+    """The served model of every tenant the service has answered for, and the impression log."""
+
+    def __init__(self, settings: Settings, store: Store, state: StateStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.state = state
+        self.impressions = Impressions(store) if settings.serving.log_impressions else None
+        self._by_tenant: dict[str, ServedModel] = {}
+        self._lock = threading.Lock()
+
+    def of(self, tenant: str) -> ServedModel:
+        """The served model of a tenant (created on first use)."""
+        served = self._by_tenant.get(tenant)
+        if served is None:
+            with self._lock:
+                served = self._by_tenant.setdefault(
+                    tenant, ServedModel(self.settings, self.store, self.state, tenant)
+                )
+        return served
+
+    def start(self) -> None:
+        """Load the default tenant's active model now, and start the impression writer."""
+        served = self.of(self.settings.tenant)
+        served._refresh(background=False)
+        if self.impressions is not None:
+            self.impressions.start()
+
+    def close(self) -> None:
+        """Flush the impression log."""
+        if self.impressions is not None:
+            self.impressions.close()

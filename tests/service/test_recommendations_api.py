@@ -1,0 +1,244 @@
+"""/v1/recommendations and friends, end to end: a trained bundle, the real store and state."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from penchant.jobs.registry import ModelRegistry
+from penchant.jobs.store import settings_store
+from penchant.jobs.train import train
+from penchant.privacy.keys import create_key
+from penchant.schema import Event, Item
+from penchant.service.app import create_app
+from penchant.settings import Settings, load_settings
+from penchant.store import EventFilter
+
+START = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def group(item_id: str) -> int:
+    return int(item_id.removeprefix("i")) % 2
+
+
+def seed_world(settings: Settings) -> None:
+    """60 users in two taste groups over 40 items (i0..i39, group = number % 2)."""
+    events = []
+    rng = np.random.default_rng(0)
+    for u in range(60):
+        own = [i for i in range(40) if i % 2 == u % 2]
+        for n, i in enumerate(rng.choice(own, size=10, replace=False).tolist()):
+            events.append(
+                Event(
+                    event_id=f"e{u}-{i}",
+                    user_id=f"u{u}",
+                    item_id=f"i{i}",
+                    type="view",
+                    timestamp=START + timedelta(hours=u + n),
+                )
+            )
+    items = [
+        Item(id=f"i{i}", title=f"Item {i}", categories=["even" if i % 2 == 0 else "odd"])
+        for i in range(40)
+    ]
+    store = settings_store(settings)
+    try:
+        store.events.append(settings.tenant, events)
+        store.catalog.upsert_items(settings.tenant, items)
+        train(settings, store, params={"ials": {"factors": 8, "epochs": 5}})
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings = load_settings(tmp_path, serving={"refresh_s": 0.05})
+    seed_world(settings)
+    return settings
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:
+        key = create_key(client.app.state.store.keys, "default", ("admin",))  # type: ignore[attr-defined]
+        client.headers["Authorization"] = f"Bearer {key}"
+        yield client
+
+
+def recs(client: TestClient, **params: Any) -> dict[str, Any]:
+    answer = client.get("/v1/recommendations", params=params)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_a_known_user_gets_an_explained_list(client: TestClient, settings: Settings) -> None:
+    body = recs(client, user_id="u1", k=5)
+    assert set(body) == {"request_id", "items", "model_version", "pipeline"}
+    assert body["model_version"] == ModelRegistry.of(settings).active()
+    assert body["pipeline"] == "default"
+    assert len(body["items"]) == 5
+    # their own taste first; the default diversity stage may lift one of another category
+    assert sum(group(i["item_id"]) == 1 for i in body["items"]) >= 4
+    assert all(i["reason"] and isinstance(i["score"], float) for i in body["items"])
+
+
+def test_post_takes_filters_rules_and_context(client: TestClient) -> None:
+    answer = client.post(
+        "/v1/recommendations",
+        json={
+            "user_id": "u1",
+            "k": 4,
+            "filters": {"categories": ["even"]},
+            "rules": [{"action": "pin", "match": {"item_ids": ["i3"]}, "position": 1}],
+            "context": {"device": "mobile", "locale": "fr-FR"},
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    ids = [i["item_id"] for i in answer.json()["items"]]
+    # the pin must pass the filters too: i3 is odd, so it is not shown
+    assert ids and all(group(i) == 0 for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"user_id": "u1", "k": 0}, "k"),
+        ({"user_id": "u1", "k": 10_000}, "k"),
+        ({"user_id": "u1", "filters": {"categories": "even"}}, "filters.categories"),
+        ({"user_id": "u1", "rules": [{"action": "lift", "match": {"item_ids": ["i1"]}}]},
+         "rules.0.action"),
+        ({"user_id": "u1", "surface": "nowhere"}, "surface"),
+        ({"k": 3}, "user_id"),
+        ({"user_id": "u1", "colour": "red"}, "colour"),
+    ],
+)  # fmt: skip
+def test_bad_requests_are_422_naming_the_field(
+    client: TestClient, body: dict[str, Any], field: str
+) -> None:
+    answer = client.post("/v1/recommendations", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"] == field
+
+
+def test_an_event_changes_the_next_answer_at_once(client: TestClient) -> None:
+    first = [i["item_id"] for i in recs(client, user_id="u1", k=5)["items"]]
+    sent = client.post(
+        "/v1/events",
+        json={"events": [
+            {"event_id": "x1", "user_id": "u1", "item_id": first[0], "type": "click"},
+            {"event_id": "x2", "user_id": "u1", "item_id": first[1], "type": "dismiss"},
+        ]},
+    )  # fmt: skip
+    assert sent.status_code == 200, sent.text
+    after = [i["item_id"] for i in recs(client, user_id="u1", k=5)["items"]]
+    assert first[0] not in after and first[1] not in after
+
+
+def test_an_anonymous_session_is_steered_by_its_events(client: TestClient) -> None:
+    views = [
+        {"event_id": f"s{n}", "session_id": "visit-1", "item_id": f"i{n}", "type": "view"}
+        for n in (2, 4, 6)
+    ]
+    assert client.post("/v1/events", json={"events": views}).status_code == 200
+    answer = client.get("/v1/sessions/visit-1/recommendations", params={"k": 5})
+    assert answer.status_code == 200, answer.text
+    items = answer.json()["items"]
+    assert {group(i["item_id"]) for i in items} == {0}
+    assert not {"i2", "i4", "i6"} & {i["item_id"] for i in items}
+    assert any(i["reason"].endswith("in this session") for i in items)
+
+
+def test_similar_items(client: TestClient) -> None:
+    answer = client.get("/v1/items/i9/similar", params={"k": 3})
+    assert answer.status_code == 200, answer.text
+    items = answer.json()["items"]
+    assert len(items) == 3 and {group(i["item_id"]) for i in items} == {1}
+    assert client.get("/v1/items/nope/similar").status_code == 404
+
+
+def test_served_lists_are_logged_as_impressions(client: TestClient) -> None:
+    body = recs(client, user_id="u3", k=4, context='{"device": "tv"}')
+    store = client.app.state.store  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    logged: list[Event] = []
+    while time.monotonic() < deadline and len(logged) < 4:
+        time.sleep(0.1)
+        logged = [
+            e
+            for batch in store.events.scan(
+                "default", EventFilter(user_id="u3", types=("impression",))
+            )
+            for e in batch
+        ]
+    assert [e.item_id for e in sorted(logged, key=lambda e: e.context.position)] == [
+        i["item_id"] for i in body["items"]
+    ]
+    assert {e.context.request_id for e in logged} == {body["request_id"]}
+    assert {e.context.device for e in logged} == {"tv"}
+
+
+def test_recommendations_need_the_recs_scope(client: TestClient) -> None:
+    key = create_key(client.app.state.store.keys, "default", ("events:write",))  # type: ignore[attr-defined]
+    answer = client.get(
+        "/v1/recommendations", params={"user_id": "u1"}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert answer.status_code == 403
+
+
+def test_no_trained_model_is_a_clear_503(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        key = create_key(client.app.state.store.keys, "default", ("admin",))  # type: ignore[attr-defined]
+        answer = client.get(
+            "/v1/recommendations",
+            params={"user_id": "u1"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "unavailable"
+    assert "penchant train" in answer.json()["error"]["message"]
+
+
+def test_hot_swap_under_concurrent_requests(client: TestClient, settings: Settings) -> None:
+    registry = ModelRegistry.of(settings)
+    old = registry.active()
+    versions: list[str] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            answer = client.get("/v1/recommendations", params={"user_id": "u1", "k": 5})
+            if answer.status_code != 200:
+                failures.append(answer.text)
+            else:
+                versions.append(answer.json()["model_version"])
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    store = settings_store(settings)
+    try:
+        new = train(settings, store, params={"ials": {"factors": 8, "epochs": 5}}).version
+    finally:
+        store.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (not versions or versions[-1] != new):
+        time.sleep(0.05)
+    time.sleep(0.2)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not failures
+    assert set(versions) <= {old, new} and versions[-1] == new
+    # once the new version answered, the old one never came back
+    assert old not in versions[versions.index(new) :]

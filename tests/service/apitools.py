@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from fastapi.testclient import TestClient
 
+from penchant.jobs.store import settings_store
+from penchant.jobs.train import train
 from penchant.privacy.keys import create_key
+from penchant.schema import Event, Item
+from penchant.settings import Settings
 from penchant.store import Store
 
 MAX_BATCH = 50
@@ -38,3 +44,40 @@ def event(n: int, **fields: Any) -> dict[str, Any]:
 def events(ids: Iterable[int]) -> dict[str, Any]:
     """A batch body of valid events."""
     return {"events": [event(n) for n in ids]}
+
+
+START = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def group(item_id: str) -> int:
+    """The taste group of an item of `seed_world`."""
+    return int(item_id.removeprefix("i")) % 2
+
+
+def seed_world(settings: Settings) -> None:
+    """60 users in two taste groups over 40 items (i0..i39, group = number % 2)."""
+    events = []
+    rng = np.random.default_rng(0)
+    for u in range(60):
+        own = [i for i in range(40) if i % 2 == u % 2]
+        for n, i in enumerate(rng.choice(own, size=10, replace=False).tolist()):
+            events.append(
+                Event(
+                    event_id=f"e{u}-{i}",
+                    user_id=f"u{u}",
+                    item_id=f"i{i}",
+                    type="view",
+                    timestamp=START + timedelta(hours=u + n),
+                )
+            )
+    items = [
+        Item(id=f"i{i}", title=f"Item {i}", categories=["even" if i % 2 == 0 else "odd"])
+        for i in range(40)
+    ]
+    store = settings_store(settings)
+    try:
+        store.events.append(settings.tenant, events)
+        store.catalog.upsert_items(settings.tenant, items)
+        train(settings, store, params={"ials": {"factors": 8, "epochs": 5}})
+    finally:
+        store.close()

@@ -5,57 +5,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from apitools import group, seed_world
 from fastapi.testclient import TestClient
 
 from penchant.jobs.registry import ModelRegistry
 from penchant.jobs.store import settings_store
 from penchant.jobs.train import train
 from penchant.privacy.keys import create_key
-from penchant.schema import Event, Item
+from penchant.schema import Event
 from penchant.service.app import create_app
 from penchant.settings import Settings, load_settings
 from penchant.store import EventFilter
-
-START = datetime(2026, 10, 1, tzinfo=UTC)
-
-
-def group(item_id: str) -> int:
-    return int(item_id.removeprefix("i")) % 2
-
-
-def seed_world(settings: Settings) -> None:
-    """60 users in two taste groups over 40 items (i0..i39, group = number % 2)."""
-    events = []
-    rng = np.random.default_rng(0)
-    for u in range(60):
-        own = [i for i in range(40) if i % 2 == u % 2]
-        for n, i in enumerate(rng.choice(own, size=10, replace=False).tolist()):
-            events.append(
-                Event(
-                    event_id=f"e{u}-{i}",
-                    user_id=f"u{u}",
-                    item_id=f"i{i}",
-                    type="view",
-                    timestamp=START + timedelta(hours=u + n),
-                )
-            )
-    items = [
-        Item(id=f"i{i}", title=f"Item {i}", categories=["even" if i % 2 == 0 else "odd"])
-        for i in range(40)
-    ]
-    store = settings_store(settings)
-    try:
-        store.events.append(settings.tenant, events)
-        store.catalog.upsert_items(settings.tenant, items)
-        train(settings, store, params={"ials": {"factors": 8, "epochs": 5}})
-    finally:
-        store.close()
 
 
 @pytest.fixture

@@ -159,6 +159,7 @@ def demo(
                 "events": dataclasses.asdict(result.events),
                 "stats": result.stats,
                 "evaluation": result.evaluation,
+                "model_version": result.training.version if result.training else None,
                 "seconds": round(result.seconds, 2),
             }
         )
@@ -182,6 +183,15 @@ def demo(
             "(newest 20% held out):"
         )
         print_leaderboard(result.evaluation, result.report_dir)
+    if result.training is not None:
+        console.print(
+            f"\nTrained {', '.join(result.training.manifest['models'])} on every event: "
+            f"model version {result.training.version}, now active."
+        )
+        # Imported here: it pulls in the HTTP client, which no other command needs.
+        from penchant.cli.showcase import serve_and_show
+
+        serve_and_show(settings, result.init.key_file, console)
     key = result.init.key_file
     console.print(
         "\nWhat to try next:\n"

@@ -19,6 +19,7 @@ from penchant.jobs.imports import import_catalog_file, import_events
 from penchant.jobs.init import InitResult, init_data_dir
 from penchant.jobs.stats import stats
 from penchant.jobs.store import settings_store
+from penchant.jobs.train import TrainResult, train
 from penchant.settings import Settings
 
 #: The models the demo trains and compares.
@@ -40,6 +41,7 @@ class DemoReport:
         stats: the store's counts and data-quality report after the import.
         evaluation: metrics.json of the models trained and judged on the stored events.
         report_dir: where the evaluation report was written.
+        training: the model version trained on all the events and made active (served).
         seconds: wall time of the whole demo.
     """
 
@@ -52,6 +54,7 @@ class DemoReport:
     stats: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
     report_dir: Path | None = None
+    training: TrainResult | None = None
     seconds: float = 0.0
 
 
@@ -65,7 +68,8 @@ def run_demo(
     validation, rejects file, idempotent chunks. Running it again stores nothing twice.
     Then the stored events are split in time (the newest 20% of interactions held out) and
     the standard models are trained and judged on them, with the report written to
-    `<data dir>/reports/demo-evaluation/`.
+    `<data dir>/reports/demo-evaluation/`. Last, the configured models are trained on every
+    event into a new model version, made active for serving.
 
     Args:
         settings: the settings of the data directory.
@@ -101,6 +105,7 @@ def run_demo(
             seed=config.seed,
         )
         evaluation = evaluate_stored(store, settings.tenant, options, console=console)
+        training = train(settings, store, console=console)
     finally:
         store.close()
     return DemoReport(
@@ -113,6 +118,7 @@ def run_demo(
         stats=counts,
         evaluation=evaluation,
         report_dir=report_dir,
+        training=training,
         seconds=time.perf_counter() - started,
     )
 

@@ -19,13 +19,13 @@ from penchant.jobs.trainer import BackgroundTrainer
 from penchant.schema import EventVocabulary
 from penchant.service.errors import install_error_handlers
 from penchant.service.limits import BodySizeLimit
+from penchant.service.process import APP_FACTORY
 from penchant.service.routes import catalog, events, health, recommendations
 from penchant.service.serving import EVENTS_SINCE_TRAINING, Online, ServedModels
 from penchant.settings import Settings, load_settings, settings_environment
 from penchant.store import Store
 from penchant.store.state import StateStore, open_state
 
-APP_FACTORY = "penchant.service.app:create_app"
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (Python's default: 700)
 
 

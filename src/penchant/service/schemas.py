@@ -94,7 +94,10 @@ class RecommendedItemOut(BaseModel):
     """One recommended item."""
 
     item_id: str
-    score: float = Field(description="the pipeline's final score (higher is better)")
+    score: float = Field(
+        description="the pipeline's score (higher is better); re-rankers such as diversity "
+        "may place a lower score above a higher one, and the list order is the answer"
+    )
     reason: str | None = Field(description='why it is shown, e.g. "because you viewed X"')
 
 

@@ -1,0 +1,90 @@
+"""The end of the demo: the real service answers for a few simulated people, live."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from penchant.client import Client, Recommendations
+from penchant.jobs.registry import ModelRegistry
+from penchant.service.process import free_port, start_server
+from penchant.settings import Settings, settings_environment
+
+#: How many simulated people the demo asks recommendations for.
+PEOPLE = 3
+
+
+def serve_and_show(settings: Settings, key_file: Path, console: Console) -> None:
+    """Start the service on a free loopback port, ask it for recommendations, print them.
+
+    Shows: the most active simulated people's lists with their reasons; the same person's
+    list right after they click its first item (no retraining); an anonymous visitor whose
+    three views steer their session's list; and the items similar to one item.
+    """
+    bundle = ModelRegistry.of(settings).load()
+    model = next(iter(bundle.models.values()))
+    activity = model.history_.getnnz(axis=1)
+    people = [str(model.user_ids_[u]) for u in activity.argsort()[::-1][:PEOPLE]]
+    port = free_port()
+    log = settings.data_dir / "demo-server.log"
+    server = start_server(settings.data_dir, port, env=settings_environment(settings), log=log)
+    try:
+        with Client(f"http://127.0.0.1:{port}", key_file.read_text().strip()) as client:
+            _show(client, people, console)
+    finally:
+        _stop(server)
+
+
+def _show(client: Client, people: list[str], console: Console) -> None:
+    console.print(f"\nServing through the real HTTP API ({client.base_url}):")
+    answers = [client.recommend(person, k=5) for person in people]
+    for person, answer in zip(people, answers, strict=True):
+        _table(console, f"GET /v1/recommendations?user_id={person}&k=5", answer)
+    first, shown = people[0], answers[0]
+    clicked = shown.items[0].item_id
+    client.send_events(
+        [{"event_id": f"demo-click-{first}-{clicked}", "user_id": first, "item_id": clicked,
+          "type": "click", "context": {"request_id": shown.request_id, "position": 0}}]
+    )  # fmt: skip
+    _table(
+        console,
+        f"{first} clicks {clicked}; the next answer, with no retraining",
+        client.recommend(first, k=5),
+    )
+    viewed = [i.item_id for i in client.similar_items(clicked, k=3).items]
+    client.send_events(
+        [{"event_id": f"demo-view-{n}", "session_id": "demo-visitor", "item_id": item,
+          "type": "view"} for n, item in enumerate(viewed)]
+    )  # fmt: skip
+    _table(
+        console,
+        f"an anonymous visitor views {', '.join(viewed)}: GET /v1/sessions/demo-visitor/"
+        "recommendations",
+        client.session_recommendations("demo-visitor", k=5),
+    )
+    _table(console, f"GET /v1/items/{clicked}/similar", client.similar_items(clicked, k=5))
+
+
+def _table(console: Console, title: str, answer: Recommendations) -> None:
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("item")
+    table.add_column("score", justify="right")
+    table.add_column("reason")
+    for rank, item in enumerate(answer.items, 1):
+        table.add_row(str(rank), item.item_id, f"{item.score:.3f}", item.reason or "")
+    console.print()
+    console.print(table)
+    console.print(f"  model {answer.model_version}, pipeline {answer.pipeline}")
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()

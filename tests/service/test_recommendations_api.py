@@ -206,3 +206,18 @@ def test_hot_swap_under_concurrent_requests(client: TestClient, settings: Settin
     assert set(versions) <= {old, new} and versions[-1] == new
     # once the new version answered, the old one never came back
     assert old not in versions[versions.index(new) :]
+
+
+def test_a_catalog_change_reaches_serving_without_a_new_version(client: TestClient) -> None:
+    first = recs(client, user_id="u1", k=3)
+    top = first["items"][0]["item_id"]
+    gone = client.put(f"/v1/items/{top}", json={"title": "Sold out", "available": False})
+    assert gone.status_code == 200, gone.text
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        body = recs(client, user_id="u1", k=3)
+        if top not in [i["item_id"] for i in body["items"]]:
+            break
+        time.sleep(0.05)
+    assert top not in [i["item_id"] for i in body["items"]]
+    assert body["model_version"] == first["model_version"]

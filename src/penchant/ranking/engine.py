@@ -93,6 +93,22 @@ class Engine:
         if default_surface not in self.pipelines:
             self.pipelines[default_surface] = build_pipeline(default_surface, DEFAULT_STAGES, names)
 
+    def with_items(self, items: Sequence[Item]) -> Engine:
+        """A new engine on the same models, indexes and pipelines with a fresh catalog (an
+        item changed: price, stock, a new item); the models are not reloaded."""
+        engine = object.__new__(Engine)
+        engine.__dict__.update(self.__dict__)
+        first = next(iter(self.serving.models.values()))
+        catalog = ServingCatalog.build(list(first.item_ids_), items)
+        engine.serving = Serving(
+            self.version,
+            self.serving.models,
+            catalog,
+            self.serving.indexes,
+            dict(self.serving.cache),
+        )
+        return engine
+
     @property
     def catalog(self) -> ServingCatalog:
         """The serving catalog."""

@@ -82,7 +82,11 @@ class ServedModel:
 
     def _load(self, seen: tuple[object, object]) -> None:
         try:
-            engine = self.build()
+            current = self._engine
+            if current is not None and self._seen is not None and self._seen[0] == seen[0]:
+                engine = current.with_items(self._items())  # only the catalog changed
+            else:
+                engine = self.build()
             self._engine = engine  # one reference assignment: the swap
             self._seen = seen
             self.last_error = None
@@ -98,19 +102,22 @@ class ServedModel:
     def build(self) -> Engine:
         """A new engine from the active bundle and the current catalog."""
         bundle = self.registry.load()
-        items: list[Item] = []
-        for batch in self.store.catalog.scan_items(self.tenant):
-            items.extend(batch)
         serving = self.settings.serving
         return Engine(
             bundle.version,
             bundle.models,
-            items,
+            self._items(),
             {name: surface.stages for name, surface in self.settings.surfaces.items()},
             default_surface=serving.default_surface,
             ann_min_items=serving.ann_min_items,
             max_k=serving.max_k,
         )
+
+    def _items(self) -> list[Item]:
+        items: list[Item] = []
+        for batch in self.store.catalog.scan_items(self.tenant):
+            items.extend(batch)
+        return items
 
     def catalog_changed(self) -> None:
         """Note a catalog write, so that every worker rebuilds its serving catalog."""

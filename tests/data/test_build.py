@@ -720,3 +720,24 @@ def test_movielens_100k(tmp_path: Path) -> None:
     assert float(scaled.weights.sum()) == sum(r[2] for r in ratings)
     first = {(u, i): t * 1_000_000 for u, i, _r, t in ratings}
     assert times(data) == {p: (t, t) for p, t in first.items()}
+
+
+def test_typed_pairs_marks_the_pairs_of_chosen_types_in_the_datasets_vocabularies() -> None:
+    from penchant.data import typed_pairs
+
+    table = pa.table(
+        {
+            "user_id": ["a", "a", "b", "b", "z"],
+            "item_id": ["x", "y", "x", "y", "x"],
+            "type": ["view", "purchase", "dismiss", "dislike", "purchase"],
+            "value": [None] * 5,
+            "ts": [1, 2, 3, 4, 5],
+        }
+    )
+    data = build_dataset([table.filter(pa.array([True, True, False, False, False]))])
+    # b and z are not in the training data: their events are skipped
+    bought = typed_pairs([table], ["purchase"], data)
+    assert bought.shape == (data.n_users, data.n_items)
+    a, y = data.user_codes(["a"])[0], data.item_codes(["y"])[0]
+    assert bought.nnz == 1 and bought[a, y] == 1
+    assert typed_pairs([table], ["dismiss", "dislike"], data).nnz == 0

@@ -221,3 +221,31 @@ def test_a_catalog_change_reaches_serving_without_a_new_version(client: TestClie
         time.sleep(0.05)
     assert top not in [i["item_id"] for i in body["items"]]
     assert body["model_version"] == first["model_version"]
+
+
+def test_purchases_and_dismissals_before_training_are_left_out(
+    client: TestClient, settings: Settings
+) -> None:
+    top = [i["item_id"] for i in recs(client, user_id="u1", k=4)["items"]]
+    store = settings_store(settings)
+    try:
+        store.events.append(
+            settings.tenant,
+            [Event(event_id="old-d", user_id="u1", item_id=top[0], type="dismiss"),
+             Event(event_id="old-p", user_id="u1", item_id=top[1], type="purchase")],
+        )  # fmt: skip
+        train(settings, store, params={"ials": {"factors": 8, "epochs": 5}})
+    finally:
+        store.close()
+    # a fresh service (its online state empty) still knows them, from the trained bundle
+    with TestClient(create_app(settings)) as fresh:
+        fresh.headers["Authorization"] = client.headers["Authorization"]
+        shown = [i["item_id"] for i in recs(fresh, user_id="u1", k=10)["items"]]
+        assert top[0] not in shown and top[1] not in shown
+        again = fresh.post(
+            "/v1/recommendations",
+            json={"user_id": "u1", "k": 40, "filters": {"exclude_seen": False,
+                                                       "exclude_purchased": False}},
+        )  # fmt: skip
+        ids = [i["item_id"] for i in again.json()["items"]]
+        assert top[1] in ids and top[0] not in ids

@@ -1,6 +1,6 @@
 """Store -> training data: id vocabularies, interaction matrices, event weighting, splits."""
 
-from penchant.data.build import build_dataset, compact, min_support
+from penchant.data.build import build_dataset, compact, min_support, typed_pairs
 from penchant.data.dataset import Dataset
 from penchant.data.splits import PROTOCOLS, Split, split
 from penchant.data.weighting import DEFAULT_TYPE_WEIGHTS, Weighting
@@ -15,4 +15,5 @@ __all__ = [
     "compact",
     "min_support",
     "split",
+    "typed_pairs",
 ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import scipy.sparse as sp
 
 from penchant.data.dataset import Dataset
 from penchant.data.weighting import Weighting
@@ -216,3 +217,46 @@ def compact(data: Dataset) -> Dataset:
         first_ts=data.first_ts,
         last_ts=data.last_ts,
     )
+
+
+def typed_pairs(tables: Iterable[pa.Table], types: Sequence[str], data: Dataset) -> sp.csr_matrix:
+    """Which (user, item) pairs of `data`'s vocabularies had an event of one of `types`.
+
+    What a training run keeps besides the weights: e.g. purchases and dismissals, which
+    serving leaves out of a person's lists even where the pair carries no training weight.
+    Users or items outside `data` are skipped.
+
+    Args:
+        tables: events with `user_id`, `item_id` and `type` columns, in any number of chunks.
+        types: the event types to keep.
+        data: the dataset whose vocabularies index the result.
+
+    Returns:
+        A (data.n_users x data.n_items) 0/1 float32 matrix.
+    """
+    wanted = pa.array(list(types), type=pa.string())
+    users: list[np.ndarray[Any, Any]] = []
+    items: list[np.ndarray[Any, Any]] = []
+    for table in tables:
+        mask = pc.is_in(pc.cast(table.column("type"), pa.string()), value_set=wanted)
+        chosen = table.filter(mask)
+        if not chosen.num_rows:
+            continue
+        u = data.user_index.codes(_strings(chosen.column("user_id")))
+        i = data.item_index.codes(_strings(chosen.column("item_id")))
+        keep = (u >= 0) & (i >= 0)
+        users.append(u[keep])
+        items.append(i[keep])
+    u = np.concatenate(users) if users else np.zeros(0, dtype=np.int64)
+    i = np.concatenate(items) if items else np.zeros(0, dtype=np.int64)
+    out = sp.csr_matrix(
+        (np.ones(len(u), dtype=np.float32), (u, i)), shape=(data.n_users, data.n_items)
+    )
+    out.sum_duplicates()
+    out.data[:] = 1.0
+    return out
+
+
+def _strings(column: pa.ChunkedArray) -> list[str]:
+    """A (possibly dictionary-encoded) column as Python strings, nulls as ""."""
+    return [v if v is not None else "" for v in pc.cast(column, pa.string()).to_pylist()]

@@ -17,10 +17,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
 
 from penchant.errors import Conflict, InvalidInput, NotFound
 from penchant.models import Recommender, load_model
@@ -30,6 +33,8 @@ from penchant.store.artifacts import LocalArtifactStore
 #: The artifact name under which bundles are stored.
 BUNDLE = "recommender"
 MANIFEST = "manifest.json"
+#: Who bought or dismissed what, saved beside the models of a bundle.
+EXCLUSIONS = "exclusions.npz"
 ACTIVE = "ACTIVE"
 #: How many previously active versions ACTIVE remembers for rollback.
 HISTORY_LIMIT = 20
@@ -69,12 +74,15 @@ class ModelBundle:
         manifest: the content of its manifest.json.
         models: the loaded models by name (`popular`, `ials`, ...).
         path: its directory.
+        exclusions: per kind (`purchased`, `dismissed`), a users x items 0/1 matrix over the
+            models' vocabularies of what serving leaves out (empty for older bundles).
     """
 
     version: str
     manifest: dict[str, Any]
     models: dict[str, Recommender]
     path: Path
+    exclusions: dict[str, sp.csr_matrix] = field(default_factory=dict)
 
 
 class _Pointer(NamedTuple):
@@ -191,7 +199,13 @@ class ModelRegistry:
         if not isinstance(names, dict) or not names:
             raise InvalidInput(f"{path / MANIFEST}: lists no models", field="manifest")
         models = {name: load_model(path / name) for name in names}
-        return ModelBundle(version=version, manifest=manifest, models=models, path=path)
+        return ModelBundle(
+            version=version,
+            manifest=manifest,
+            models=models,
+            path=path,
+            exclusions=_exclusions(path / EXCLUSIONS, next(iter(models.values()))),
+        )
 
     # -- changing ---------------------------------------------------------------------------
     def publish(self, staging: Path, version: str, *, activate: bool) -> Path:
@@ -425,3 +439,20 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _exclusions(path: Path, model: Recommender) -> dict[str, sp.csr_matrix]:
+    """The exclusion matrices of a bundle, shaped by its models' vocabularies."""
+    if not path.is_file():
+        return {}
+    shape = (len(model.user_ids_), len(model.item_ids_))
+    out: dict[str, sp.csr_matrix] = {}
+    with np.load(path, allow_pickle=False) as npz:
+        for name in npz.files:
+            if not name.endswith("_indptr"):
+                continue
+            kind = name.removesuffix("_indptr")
+            indices = npz[f"{kind}_indices"]
+            data = np.ones(len(indices), dtype=np.float32)
+            out[kind] = sp.csr_matrix((data, indices, npz[name]), shape=shape)
+    return out

@@ -14,16 +14,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from penchant import __version__
-from penchant.data import Dataset, Split, Weighting, build_dataset, split
+from penchant.data import Dataset, Split, Weighting, build_dataset, split, typed_pairs
 from penchant.errors import InvalidInput, PenchantError
 from penchant.evaluation.run import evaluate_model
-from penchant.jobs.registry import MANIFEST, ModelRegistry, new_version
+from penchant.jobs.registry import EXCLUSIONS, MANIFEST, ModelRegistry, new_version
 from penchant.models import MODELS, Blend, Recommender, create_model
+from penchant.ranking.state import EXCLUSION_TYPES
 from penchant.settings import Settings
 from penchant.store import Store
 
@@ -129,6 +131,8 @@ def train(
                 entries[name]["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
                 entries[name]["class"] = type(model).__name__
                 model.save(staging / name)
+            show("recording purchases and dismissals")
+            _save_exclusions(staging, store, tenant, data)
             manifest = {
                 "version": version,
                 "created_at": datetime.now(UTC).isoformat(),
@@ -247,3 +251,17 @@ def _progress(console: Console | None) -> Iterator[Callable[[str], None]]:
     ) as bar:
         task = bar.add_task("starting", total=None)
         yield lambda text: bar.update(task, description=text)
+
+
+def _save_exclusions(staging: Path, store: Store, tenant: str, data: Dataset) -> None:
+    """Who bought or dismissed what, for serving to leave out of their lists (`exclusions.npz`).
+
+    A dismissal carries no training weight, and a purchase can be consumed again elsewhere,
+    so neither can be read back from a model's training history.
+    """
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    for kind, types in EXCLUSION_TYPES.items():
+        pairs = typed_pairs(store.events.interactions(tenant), types, data)
+        arrays[f"{kind}_indptr"] = pairs.indptr
+        arrays[f"{kind}_indices"] = pairs.indices
+    np.savez(staging / EXCLUSIONS, allow_pickle=False, **arrays)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from penchant.errors import InvalidInput, NotFound
 from penchant.models.base import Recommender
@@ -47,6 +48,8 @@ class Engine:
         default_surface: the surface of requests that name none.
         ann_min_items: factor models over a catalog this large retrieve approximately.
         max_k: the longest list a request may ask for.
+        exclusions: per kind (`purchased`, `dismissed`), a users x items matrix over the
+            models' vocabularies of what each trained user bought or dismissed.
 
     Raises:
         ConfigError: a surface's pipeline is invalid.
@@ -63,6 +66,7 @@ class Engine:
         default_surface: str = "default",
         ann_min_items: int = 50_000,
         max_k: int = 200,
+        exclusions: Mapping[str, sp.csr_matrix] | None = None,
     ) -> None:
         if not models:
             raise InvalidInput("a model bundle needs at least one model", field="models")
@@ -72,6 +76,7 @@ class Engine:
                 raise InvalidInput(f"model {name} has another item vocabulary", field="models")
         self.version = version
         self.max_k = max_k
+        self.exclusions = dict(exclusions or {})
         self.default_surface = default_surface
         self._users = first
         catalog = ServingCatalog.build(list(first.item_ids_), items)
@@ -182,8 +187,18 @@ class Engine:
         recent = _codes(catalog, user.recent)
         history = _unique_first(np.concatenate([recent, _codes(catalog, session.recent), trained]))
         session_items = _codes(catalog, session.recent)
-        purchased = _codes(catalog, user.purchased + session.purchased)
-        dismissed = _codes(catalog, user.dismissed + session.dismissed)
+        purchased = np.concatenate(
+            [
+                _codes(catalog, user.purchased + session.purchased),
+                self._trained(user_code, "purchased"),
+            ]
+        )
+        dismissed = np.concatenate(
+            [
+                _codes(catalog, user.dismissed + session.dismissed),
+                self._trained(user_code, "dismissed"),
+            ]
+        )
         filters = pipeline.filters.merged(request.filters)
         eligible = catalog.allowed(filters, now)
         self._exclude(eligible, filters, request, history, purchased, dismissed)
@@ -202,6 +217,13 @@ class Engine:
             eligible=eligible,
             seed=person_seed(who, surface, micros(now) // 3_600_000_000),
         )
+
+    def _trained(self, user_code: int, kind: str) -> CodeArray:
+        """What a trained user bought or dismissed before training (catalog codes)."""
+        matrix = self.exclusions.get(kind)
+        if matrix is None or user_code < 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.asarray(matrix[user_code].indices, dtype=np.int64)
 
     def _exclude(
         self,

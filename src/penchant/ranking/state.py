@@ -14,6 +14,11 @@ CONSUMED = frozenset(
 )
 #: Event types that mean "not this": the item is never shown to them again.
 REJECTED = frozenset({"dismiss", "dislike"})
+#: What a training run records per person for serving to leave out (`exclusions.npz`).
+EXCLUSION_TYPES: dict[str, tuple[str, ...]] = {
+    "purchased": ("purchase",),
+    "dismissed": tuple(sorted(REJECTED)),
+}
 
 
 @dataclass(frozen=True)

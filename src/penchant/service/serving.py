@@ -111,6 +111,7 @@ class ServedModel:
             default_surface=serving.default_surface,
             ann_min_items=serving.ann_min_items,
             max_k=serving.max_k,
+            exclusions=bundle.exclusions,
         )
 
     def _items(self) -> list[Item]:

@@ -189,12 +189,12 @@ class Recommender(ABC):
             end = min(start + step, len(users))
             block = self.scores(users[start:end], history[start:end])
             if exclude_history:
-                _mask(block, history[start:end])
+                mask_entries(block, history[start:end])
             if exclude is not None:
-                _mask(block, exclude[start:end])
+                mask_entries(block, exclude[start:end])
             if allowed is not None:
                 block[:, ~allowed] = -np.inf
-            codes[start:end], top[start:end] = _top_k(block, k)
+            codes[start:end], top[start:end] = top_k(block, k)
         return codes, top
 
     def _training_history(self, users: CodeArray) -> sp.csr_matrix:
@@ -275,7 +275,7 @@ class Recommender(ABC):
             end = min(start + step, n)
             block = np.asarray(self._similar(codes[start:end], one_hot[start:end]), np.float32)
             block[np.arange(end - start), codes[start:end]] = -np.inf
-            ranked[start:end], scores[start:end] = _top_k(block, k)
+            ranked[start:end], scores[start:end] = top_k(block, k)
         ids = np.where(ranked >= 0, self.item_ids_[np.maximum(ranked, 0)], "")
         return ids.astype(np.str_), scores
 
@@ -409,13 +409,13 @@ def binarized(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return out
 
 
-def _mask(block: ScoreArray, rows: sp.csr_matrix) -> None:
+def mask_entries(block: ScoreArray, rows: sp.csr_matrix) -> None:
     """Set the entries of `rows`' nonzeros to -inf in a dense block."""
     coo = sp.coo_matrix(rows)
     block[coo.row, coo.col] = -np.inf
 
 
-def _top_k(block: ScoreArray, k: int) -> tuple[CodeArray, ScoreArray]:
+def top_k(block: ScoreArray, k: int) -> tuple[CodeArray, ScoreArray]:
     """The k best columns of each row, best first; -inf entries become code -1."""
     n, m = block.shape
     kk = min(k, m)

@@ -59,6 +59,9 @@ class ServingCatalog:
     _numeric: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = field(
         init=False, default_factory=dict
     )
+    _columns: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = field(
+        init=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self._index = IdIndex(self.ids)
@@ -148,6 +151,16 @@ class ServingCatalog:
         for column in wanted[wanted >= 0]:
             out[by_label.indices[by_label.indptr[column] : by_label.indptr[column + 1]]] = True
         return out
+
+    def label_columns(self, kind: str) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """The columns of `labels` that are labels of one kind (`category`, `provider`, `tag`)."""
+        cached = self._columns.get(kind)
+        if cached is None:
+            names = self.label_names_
+            hits = np.char.startswith(names, f"{kind}:") if len(names) else np.zeros(0, bool)
+            cached = np.flatnonzero(hits).astype(np.int64)
+            self._columns[kind] = cached
+        return cached
 
     def label_names(self, code: int, kind: str) -> list[str]:
         """The values of one kind of label (e.g. `category`) an item carries."""

@@ -33,14 +33,11 @@ class Diversity:
         head = free[: self.window]
         if len(head) < 2 or self.strength <= 0:
             return candidates
-        labels = serving.catalog.labels[candidates.items[head]]
-        prefix = f"{self.by}:"
-        kinds = np.array(
-            [str(n).startswith(prefix) for n in serving.catalog.label_names_], dtype=bool
-        )
-        if not kinds.any():
+        columns = serving.catalog.label_columns(self.by)
+        if not len(columns):
             return candidates
-        dense = np.asarray(labels[:, np.flatnonzero(kinds)].toarray() > 0, dtype=np.float32)
+        labels = serving.catalog.labels[candidates.items[head]]
+        dense = np.asarray(labels[:, columns].toarray() > 0, dtype=np.float32)
         score = candidates.column(SCORE)[head].astype(np.float64)
         spread = float(score.max() - score.min()) or 1.0
         relevance = (score - score.min()) / spread

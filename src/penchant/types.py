@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any, Final
 
 import numpy as np
@@ -98,6 +99,15 @@ class Candidates:
         return Candidates(
             self.items[index],
             {name: col[index] for name, col in self.columns.items()},
-            [self.reasons[i] for i in index],
-            [self.sources[i] for i in index],
+            _pick(self.reasons, index),
+            _pick(self.sources, index),
         )
+
+
+def _pick(values: list[Any], index: np.ndarray[Any, Any]) -> list[Any]:
+    """values[i] for each i in index (itemgetter: a few times faster than a comprehension)."""
+    if len(index) == 0:
+        return []
+    if len(index) == 1:
+        return [values[int(index[0])]]
+    return list(itemgetter(*index.tolist())(values))

@@ -175,17 +175,18 @@ def test_no_trained_model_is_a_clear_503(tmp_path: Path) -> None:
 def test_hot_swap_under_concurrent_requests(client: TestClient, settings: Settings) -> None:
     registry = ModelRegistry.of(settings)
     old = registry.active()
-    versions: list[str] = []
+    answers: list[tuple[float, float, str]] = []  # (sent, answered, version) per request
     failures: list[str] = []
     stop = threading.Event()
 
     def hammer() -> None:
         while not stop.is_set():
+            sent = time.monotonic()
             answer = client.get("/v1/recommendations", params={"user_id": "u1", "k": 5})
             if answer.status_code != 200:
                 failures.append(answer.text)
             else:
-                versions.append(answer.json()["model_version"])
+                answers.append((sent, time.monotonic(), answer.json()["model_version"]))
 
     threads = [threading.Thread(target=hammer) for _ in range(4)]
     for t in threads:
@@ -196,16 +197,17 @@ def test_hot_swap_under_concurrent_requests(client: TestClient, settings: Settin
     finally:
         store.close()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not versions or versions[-1] != new):
+    while time.monotonic() < deadline and not any(v == new for *_, v in answers):
         time.sleep(0.05)
-    time.sleep(0.2)
+    time.sleep(0.3)
     stop.set()
     for t in threads:
         t.join()
     assert not failures
-    assert set(versions) <= {old, new} and versions[-1] == new
-    # once the new version answered, the old one never came back
-    assert old not in versions[versions.index(new) :]
+    assert {v for *_, v in answers} == {old, new}
+    # every request sent after the first answer from the new version got the new version
+    switched = min(done for _, done, v in answers if v == new)
+    assert all(v == new for sent, _, v in answers if sent > switched)
 
 
 def test_a_catalog_change_reaches_serving_without_a_new_version(client: TestClient) -> None:

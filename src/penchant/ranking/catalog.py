@@ -62,6 +62,7 @@ class ServingCatalog:
     _columns: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = field(
         init=False, default_factory=dict
     )
+    _kinds: dict[str, sp.csr_matrix] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._index = IdIndex(self.ids)
@@ -151,6 +152,22 @@ class ServingCatalog:
         for column in wanted[wanted >= 0]:
             out[by_label.indices[by_label.indptr[column] : by_label.indptr[column + 1]]] = True
         return out
+
+    def kind_labels(self, kind: str) -> sp.csr_matrix:
+        """The (items x labels of one kind) 0/1 matrix, e.g. each item's categories."""
+        cached = self._kinds.get(kind)
+        if cached is None:
+            cached = sp.csr_matrix(self.labels[:, self.label_columns(kind)])
+            self._kinds[kind] = cached
+        return cached
+
+    def items_with(self, labels: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """The codes of the items carrying any of the given label codes (e.g. providers)."""
+        by_label = self._by_label
+        parts = [by_label.indices[by_label.indptr[c] : by_label.indptr[c + 1]] for c in labels]
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate(parts)).astype(np.int64)
 
     def label_columns(self, kind: str) -> np.ndarray[Any, np.dtype[np.int64]]:
         """The columns of `labels` that are labels of one kind (`category`, `provider`, `tag`)."""

@@ -33,11 +33,10 @@ class Diversity:
         head = free[: self.window]
         if len(head) < 2 or self.strength <= 0:
             return candidates
-        columns = serving.catalog.label_columns(self.by)
-        if not len(columns):
+        kind = serving.catalog.kind_labels(self.by)
+        if not kind.shape[1]:
             return candidates
-        labels = serving.catalog.labels[candidates.items[head]]
-        dense = np.asarray(labels[:, columns].toarray() > 0, dtype=np.float32)
+        dense = np.asarray(kind[candidates.items[head]].toarray() > 0, dtype=np.float32)
         score = candidates.column(SCORE)[head].astype(np.float64)
         spread = float(score.max() - score.min()) or 1.0
         relevance = (score - score.min()) / spread

@@ -226,8 +226,8 @@ class FollowedProviderSource:
         if not len(followed):
             return candidates
         since = micros(query.now - timedelta(days=self.days))
-        fresh = np.isin(catalog.provider, followed) & (catalog.published >= since)
-        codes = np.flatnonzero(fresh & query.eligible)
+        codes = catalog.items_with(followed)
+        codes = codes[(catalog.published[codes] >= since) & query.eligible[codes]]
         if not len(codes):
             return candidates
         newest = codes[np.argsort(-catalog.published[codes], kind="stable")][: self.n]

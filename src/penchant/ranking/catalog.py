@@ -63,6 +63,7 @@ class ServingCatalog:
         init=False, default_factory=dict
     )
     _kinds: dict[str, sp.csr_matrix] = field(init=False, default_factory=dict)
+    _allowed: dict[tuple[str, int], BoolArray] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._index = IdIndex(self.ids)
@@ -105,7 +106,10 @@ class ServingCatalog:
             rows += [code] * len(labels)
             names += labels
             for name, value in item.attributes.items():
-                attributes.setdefault(name, [None] * n)[code] = value
+                column = attributes.get(name)
+                if column is None:  # not setdefault: that would build a list per call
+                    column = attributes[name] = [None] * n
+                column[code] = value
         vocabulary = np.array(sorted(set(names)), dtype=np.str_)
         label_index = IdIndex(vocabulary)
         cols = label_index.codes(names) if names else np.zeros(0, dtype=np.int64)
@@ -220,7 +224,21 @@ class ServingCatalog:
         return cached
 
     def allowed(self, spec: FilterSpec, now: datetime) -> BoolArray:
-        """Per item: whether it passes the catalog conditions of `spec` at time `now`."""
+        """Per item: whether it passes the catalog conditions of `spec` at time `now`.
+
+        A fresh array the caller may change. The same filters within one second reuse one
+        computation (most requests of a surface share them); availability and dates are
+        read at that second's start, so expiry takes effect within a second.
+        """
+        key = (spec.model_dump_json(), micros(now) // 1_000_000)
+        cached = self._allowed.get(key)
+        if cached is None:
+            if len(self._allowed) > 256:
+                self._allowed.clear()
+            cached = self._allowed[key] = self._compute_allowed(spec, now)
+        return cached.copy()
+
+    def _compute_allowed(self, spec: FilterSpec, now: datetime) -> BoolArray:
         ok = np.ones(len(self.ids), dtype=bool)
         if spec.available_only:
             t = micros(now)

@@ -184,9 +184,11 @@ class Engine:
             user_code = int(self._users._user_codes([request.user_id])[0])
             if user_code >= 0:
                 trained = self._users.history_[user_code].indices.astype(np.int64)
-        recent = _codes(catalog, user.recent)
-        history = _unique_first(np.concatenate([recent, _codes(catalog, session.recent), trained]))
         session_items = _codes(catalog, session.recent)
+        online = np.concatenate([_codes(catalog, user.recent), session_items])
+        history = _unique_first(np.concatenate([online, trained]))
+        online = online[online < catalog.n_model]
+        fresh = user_code >= 0 and bool(np.setdiff1d(online, trained).size)
         purchased = np.concatenate(
             [
                 _codes(catalog, user.purchased + session.purchased),
@@ -215,6 +217,7 @@ class Engine:
             filters=filters,
             rules=pipeline.rules + request.rules,
             eligible=eligible,
+            fresh=fresh,
             seed=person_seed(who, surface, micros(now) // 3_600_000_000),
         )
 

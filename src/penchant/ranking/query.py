@@ -53,6 +53,8 @@ class Query:
         rules: the surface's rules, then the request's.
         eligible: per catalog code, whether it may be shown (filters and exclusions).
         seed: the per-person seed of random stages (stable within the hour).
+        fresh: whether the person consumed items since training that their learned state
+            lacks (factor models then fold them in from the whole history).
         notes: what sources learned that explanations need (e.g. the trending category).
     """
 
@@ -68,6 +70,7 @@ class Query:
     rules: list[Rule]
     eligible: BoolArray
     seed: int
+    fresh: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property

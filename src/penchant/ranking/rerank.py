@@ -17,9 +17,11 @@ from penchant.types import Candidates
 class Diversity:
     """Greedy re-ranking against repetition of labels (maximal marginal relevance).
 
-    Position by position over the top `window` rows, pick the row maximizing
-    `score - strength x share`, where `share` is the fraction of already-picked rows that
-    share a label of kind `by` (category, provider or tag) with it.
+    Position by position (k of them) over the top `window` rows, pick the row maximizing
+    `relevance - strength x repeats / picked`: relevance is the score scaled to [0, 1], and
+    `repeats` counts, over the row's labels of kind `by` (category, provider or tag), how
+    often the rows picked so far carry them (for one label per item: how many of the picked
+    rows share it). The rest of the list keeps its order after them.
     """
 
     by: str = "category"
@@ -41,17 +43,16 @@ class Diversity:
         spread = float(score.max() - score.min()) or 1.0
         relevance = (score - score.min()) / spread
         picked: list[int] = []
-        used = np.zeros(dense.shape[1], dtype=np.float32)
-        left = np.ones(len(head), dtype=bool)
-        for step in range(min(len(head), query.k * 2)):
-            share = (dense @ used > 0) if step else np.zeros(len(head), dtype=bool)
-            overlap = (dense * used).sum(axis=1) / max(step, 1) if step else 0.0
-            value = relevance - self.strength * np.where(share, overlap, 0.0)
-            value[~left] = -np.inf
+        used = np.zeros(dense.shape[1], dtype=np.float32)  # labels shown so far, counted
+        value = relevance.copy()
+        for step in range(min(len(head), query.k)):
             best = int(np.argmax(value))
             picked.append(best)
-            left[best] = False
             used += dense[best]
+            value = relevance - self.strength * (dense @ used) / (step + 1)
+            value[picked] = -np.inf
+        left = np.ones(len(head), dtype=bool)
+        left[picked] = False
         order = np.concatenate(
             [head[picked], head[left], free[self.window :], np.flatnonzero(buried & ~pinned)]
         )

@@ -85,33 +85,30 @@ class ModelSource:
             codes, user = query.session, -1
         else:
             codes, user = query.history, query.user_code
-            if user >= 0 and _has_fresh(serving, query):
+            if user >= 0 and query.fresh:
                 user = -1  # fold in the fresher history instead of the learned state
         model = serving.models[self.model]
         n_model = serving.catalog.n_model
         known = codes[codes < n_model]
         if user < 0 and not len(known):
             return candidates
+        index = serving.indexes.get(self.model)
+        if index is not None and isinstance(model, FactorModel) and user >= 0:
+            # a trained user's learned factors: no history matrix needed
+            vector = model.user_factors_[user : user + 1]
+            found, scores = _search(index, vector, query, self.n)
+            return merge(candidates, Candidates(found, {self.name: normalized(scores)}))
+        known = np.unique(known)
         row = sp.csr_matrix(
-            (np.ones(len(known), dtype=np.float32), (np.zeros(len(known), dtype=np.int64), known)),
+            (np.ones(len(known), dtype=np.float32), known, np.array([0, len(known)])),
             shape=(1, n_model),
         )
-        row.sum_duplicates()
-        row.data[:] = 1.0
         users = np.array([user], dtype=np.int64)
-        index = serving.indexes.get(self.model)
         if index is not None and isinstance(model, FactorModel):
             found, scores = _search(index, model.user_vectors(users, row), query, self.n)
         else:
             found, scores = _top(model.scores(users, row)[0], query.eligible, self.n)
         return merge(candidates, Candidates(found, {self.name: normalized(scores)}))
-
-
-def _has_fresh(serving: Serving, query: Query) -> bool:
-    """Whether the person consumed items since training that their learned state lacks."""
-    first = next(iter(serving.models.values()))
-    trained = first.history_[query.user_code].indices
-    return bool(np.setdiff1d(query.history[query.history < serving.catalog.n_model], trained).size)
 
 
 def _search(index: Any, vector: Any, query: Query, n: int) -> tuple[CodeArray, ScoreArray]:
@@ -157,6 +154,17 @@ class SimilarSource:
         return merge(candidates, Candidates(found, {self.name: normalized(top)}))
 
 
+def _first_eligible(order: CodeArray, mask: np.ndarray[Any, Any], n: int) -> CodeArray:
+    """The first n codes of `order` that `mask` allows, looking at a growing prefix only."""
+    size = 4 * n
+    while True:
+        head = order[:size]
+        picked: CodeArray = head[mask[head]]
+        if len(picked) >= n or size >= len(order):
+            return picked[:n]
+        size *= 4
+
+
 @dataclass
 class TrendingSource:
     """The most popular (or trending) items, within the browsed category when there is one:
@@ -185,7 +193,7 @@ class TrendingSource:
         if category is not None:
             mask = mask & catalog.has_label("category", [category])
             query.notes["trending_in"] = category
-        picked = order[mask[order]][: self.n]
+        picked = _first_eligible(order, mask, self.n)
         if not len(picked):
             return candidates
         return merge(candidates, Candidates(picked, {self.name: normalized(scores[picked])}))

@@ -116,3 +116,36 @@ def test_scopes() -> None:
     assert has_scope(record("catalog:write"), "catalog:read")
     assert not has_scope(record("catalog:read"), "catalog:write")
     assert not has_scope(record("recs:read"), "admin")
+
+
+def test_cached_keys_trust_a_lookup_for_the_ttl_only(sqlite_url: str, store: Store) -> None:
+    import time
+
+    from penchant.privacy.keys import CachedKeys
+
+    key = create_key(store.keys, "shop", ["events:write"])
+    key_id = key.split("_")[1]
+    cached = CachedKeys(store.keys, ttl_s=0.3)
+    assert not cached.cached(key)
+    assert authenticate(cached, key).tenant == "shop"
+    assert cached.cached(key)
+    other = open_store(sqlite_url)  # another worker, or the CLI, revokes it
+    try:
+        assert other.keys.revoke_key(key_id)
+    finally:
+        other.close()
+    assert authenticate(cached, key).tenant == "shop"  # still trusted within the TTL
+    time.sleep(0.35)
+    with pytest.raises(Unauthorized, match="revoked"):
+        authenticate(cached, key)
+    # revoking through the cache itself takes effect at once
+    second = create_key(store.keys, "shop", ["events:write"])
+    authenticate(cached, second)
+    cached.revoke_key(second.split("_")[1])
+    with pytest.raises(Unauthorized, match="revoked"):
+        authenticate(cached, second)
+    # an unknown key id is looked up once per TTL, and a malformed key never
+    unknown = "pk_000000000000_" + "x" * 43
+    with pytest.raises(Unauthorized):
+        authenticate(cached, unknown)
+    assert cached.cached(unknown) and cached.cached("garbage")

@@ -52,6 +52,9 @@ CONFIG_TEMPLATE = """\
 # Service worker processes. Two use both cores of a small machine for ingestion (SQLite
 # writers queue for the write lock); online state must then be shared: state.url = Redis.
 # workers = 1
+# Seconds a worker trusts an API key it has looked up: a key revoked from another process
+# stops working within this time (0 looks every key up on every request).
+# key_cache_s = 5.0
 
 [events]
 # Event types accepted besides the built-in ones (impression, view, click, like, dislike,

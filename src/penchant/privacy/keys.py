@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -125,3 +126,54 @@ def require_scope(record: ApiKeyRecord, scope: Scope | str) -> None:
     """
     if not has_scope(record, scope):
         raise Forbidden(f"this API key lacks the {Scope(scope).value!r} scope")
+
+
+class CachedKeys:
+    """A `KeyStore` that remembers the records it looked up for `ttl_s` seconds.
+
+    Every authenticated request looks its key up; without a cache that is a database query
+    per request. A key revoked elsewhere (another worker, the CLI) stops working within
+    `ttl_s`; one revoked through this object, at once.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, keys: KeyStore, ttl_s: float) -> None:
+        self.keys = keys
+        self.ttl_s = ttl_s
+        self._records: dict[str, tuple[ApiKeyRecord | None, float]] = {}
+
+    def cached(self, token: str) -> bool:
+        """Whether the record of a presented key is in the cache (no lookup needed)."""
+        try:
+            key_id, _ = parse_key(token)
+        except Unauthorized:
+            return True  # malformed: rejected without any lookup
+        hit = self._records.get(key_id)
+        return hit is not None and hit[1] > time.monotonic()
+
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        """See `KeyStore.get_key`; answered from the cache while fresh."""
+        now = time.monotonic()
+        hit = self._records.get(key_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        record = self.keys.get_key(key_id)
+        if len(self._records) >= self.MAX_ENTRIES:
+            self._records.clear()
+        self._records[key_id] = (record, now + self.ttl_s)
+        return record
+
+    def put_key(self, record: ApiKeyRecord) -> None:
+        """See `KeyStore.put_key`."""
+        self._records.pop(record.key_id, None)
+        self.keys.put_key(record)
+
+    def list_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:
+        """See `KeyStore.list_keys` (never cached)."""
+        return self.keys.list_keys(tenant)
+
+    def revoke_key(self, key_id: str) -> bool:
+        """See `KeyStore.revoke_key`; the cached record goes at once."""
+        self._records.pop(key_id, None)
+        return self.keys.revoke_key(key_id)

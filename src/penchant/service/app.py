@@ -16,6 +16,7 @@ from penchant import __version__
 from penchant.errors import ConfigError
 from penchant.jobs.store import settings_store
 from penchant.jobs.trainer import BackgroundTrainer
+from penchant.privacy.keys import CachedKeys
 from penchant.schema import EventVocabulary
 from penchant.service.errors import install_error_handlers
 from penchant.service.limits import BodySizeLimit
@@ -70,6 +71,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_bind_safety(settings.service.host, store)
         state = open_state(settings.state.url)
         app.state.store = store
+        app.state.keys = CachedKeys(store.keys, settings.service.key_cache_s)
         app.state.online = Online(
             state, settings.serving.recent_items, settings.serving.session_ttl_s
         )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from penchant.errors import Unauthorized
-from penchant.privacy.keys import authenticate, require_scope
+from penchant.privacy.keys import CachedKeys, authenticate, require_scope
 from penchant.schema import EventVocabulary
 from penchant.service.serving import Online, ServedModels
 from penchant.settings import Settings
@@ -68,24 +69,31 @@ _bearer = HTTPBearer(
 )
 
 
-def get_key(
+async def get_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    store: StoreDep,
+    request: Request,
 ) -> ApiKeyRecord:
     """The record of the API key the request carries.
+
+    A key looked up in the last `service.key_cache_s` seconds is checked without a database
+    query (and without leaving the event loop); otherwise the lookup runs in a thread.
 
     Raises:
         Unauthorized: no bearer key, or one that is invalid or revoked.
     """
     if credentials is None:
         raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
-    return authenticate(store.keys, credentials.credentials)
+    keys: CachedKeys = request.app.state.keys
+    token = credentials.credentials
+    if keys.cached(token):
+        return authenticate(keys, token)
+    return await run_in_threadpool(authenticate, keys, token)
 
 
-def scoped(scope: Scope) -> Callable[[ApiKeyRecord], ApiKeyRecord]:
+def scoped(scope: Scope) -> Callable[[ApiKeyRecord], Awaitable[ApiKeyRecord]]:
     """A dependency giving the request's API key once it is known to have `scope`."""
 
-    def dependency(key: Annotated[ApiKeyRecord, Depends(get_key)]) -> ApiKeyRecord:
+    async def dependency(key: Annotated[ApiKeyRecord, Depends(get_key)]) -> ApiKeyRecord:
         require_scope(key, scope)
         return key
 

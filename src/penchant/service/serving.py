@@ -6,15 +6,18 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+import pyarrow as pa
 
 from penchant.errors import PenchantError, Unavailable
 from penchant.jobs.registry import ModelRegistry
 from penchant.ranking import Engine, OnlineState
 from penchant.schema import Event, Item
 from penchant.settings import Settings
-from penchant.store import Store
+from penchant.store import EVENT_TABLE_SCHEMA, Store
 from penchant.store.state import StateStore
 
 logger = logging.getLogger("penchant.service")
@@ -125,19 +128,44 @@ class ServedModel:
         self.state.incr(self.tenant, CATALOG_VERSION)
 
 
+@dataclass(frozen=True)
+class ServedList:
+    """One served list, as its impressions will be stored."""
+
+    request_id: str
+    user_id: str | None
+    session_id: str | None
+    item_ids: list[str]
+    surface: str
+    device: str | None
+    locale: str | None
+    ts: int  # microseconds since the epoch
+
+    def context(self, position: int) -> str:
+        """The stored context of the impression at `position` (as `context_json` writes it)."""
+        fields: dict[str, object] = {"request_id": self.request_id, "surface": self.surface}
+        if self.device is not None:
+            fields["device"] = self.device
+        fields["position"] = position
+        if self.locale is not None:
+            fields["locale"] = self.locale
+        return orjson.dumps(fields).decode()
+
+
 @dataclass
 class Impressions:
     """Served lists become impression events, stored in batches by a background thread.
 
-    Requests only enqueue; the thread appends every `interval_s` (or at `batch` events),
-    so recommendation latency never waits for a database write. Events still queued when the
-    process is killed are lost (they are logs, not acknowledged writes); `close` flushes.
+    Requests only enqueue; the thread builds one columnar batch every `interval_s` (or at
+    `batch` events) and appends it, so recommendation latency never waits for a database
+    write. Impressions still queued when the process is killed are lost (they are logs, not
+    acknowledged writes); `close` flushes.
     """
 
     store: Store
     interval_s: float = 0.2
     batch: int = 5_000
-    _queue: queue.Queue[tuple[str, list[Event]] | None] = field(default_factory=queue.Queue)
+    _queue: queue.Queue[tuple[str, ServedList] | None] = field(default_factory=queue.Queue)
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -145,9 +173,9 @@ class Impressions:
         self._thread = threading.Thread(target=self._run, name="impressions", daemon=True)
         self._thread.start()
 
-    def log(self, tenant: str, events: list[Event]) -> None:
+    def log(self, tenant: str, served: ServedList) -> None:
         """Queue the impressions of one served list."""
-        self._queue.put((tenant, events))
+        self._queue.put((tenant, served))
 
     def close(self, timeout: float = 10.0) -> None:
         """Store what is queued and stop the thread."""
@@ -159,7 +187,7 @@ class Impressions:
     def _run(self) -> None:
         stop = False
         while not stop:
-            pending: dict[str, list[Event]] = {}
+            pending: dict[str, list[ServedList]] = {}
             deadline = time.monotonic() + self.interval_s
             count = 0
             while count < self.batch:
@@ -170,16 +198,35 @@ class Impressions:
                 if entry is None:
                     stop = True
                     break
-                pending.setdefault(entry[0], []).extend(entry[1])
-                count += len(entry[1])
-            self._write(pending.items())
+                pending.setdefault(entry[0], []).append(entry[1])
+                count += len(entry[1].item_ids)
+            for tenant, lists in pending.items():
+                self._write(tenant, lists)
 
-    def _write(self, batches: Iterable[tuple[str, list[Event]]]) -> None:
-        for tenant, events in batches:
-            try:
-                self.store.events.append(tenant, events)
-            except PenchantError as exc:
-                logger.error("lost %d impressions: %s", len(events), exc.message)
+    def _write(self, tenant: str, lists: list[ServedList]) -> None:
+        sizes = [len(s.item_ids) for s in lists]
+        table = pa.table(
+            {
+                "event_id": [f"{s.request_id}:{p}" for s in lists for p in range(len(s.item_ids))],
+                "user_id": pa.array([s.user_id for s in lists]).take(_repeat(sizes)),
+                "session_id": pa.array([s.session_id for s in lists]).take(_repeat(sizes)),
+                "item_id": [i for s in lists for i in s.item_ids],
+                "type": pa.array(["impression"] * sum(sizes)),
+                "value": pa.nulls(sum(sizes), pa.float64()),
+                "ts": pa.array([s.ts for s in lists], pa.int64()).take(_repeat(sizes)),
+                "context": [s.context(p) for s in lists for p in range(len(s.item_ids))],
+            },
+            schema=EVENT_TABLE_SCHEMA,
+        )
+        try:
+            self.store.events.append_table(tenant, table)
+        except PenchantError as exc:
+            logger.error("lost %d impressions: %s", table.num_rows, exc.message)
+
+
+def _repeat(sizes: list[int]) -> pa.Array:
+    """Indices that repeat row i `sizes[i]` times."""
+    return pa.array(np.repeat(np.arange(len(sizes)), sizes))
 
 
 @dataclass

@@ -15,15 +15,14 @@ from pydantic import ValidationError
 
 from penchant.errors import InvalidInput
 from penchant.ranking import Engine, Ranked, RankingRequest
-from penchant.schema import Event
-from penchant.schema.events import EventContext
+from penchant.ranking.catalog import micros
 from penchant.service.deps import BodyDep, OnlineDep, RecsReader, ServingDep
 from penchant.service.schemas import (
     ERROR_RESPONSES,
     RecommendationsOut,
     json_body,
 )
-from penchant.service.serving import Impressions
+from penchant.service.serving import Impressions, ServedList
 
 router = APIRouter(tags=["recommendations"], responses=ERROR_RESPONSES)
 
@@ -126,34 +125,18 @@ def _answer(tenant: str, serving: Any, online: Any, request: RankingRequest) -> 
     request_id = uuid.uuid4().hex
     impressions: Impressions | None = serving.impressions
     if impressions is not None and ranked.item_ids:
-        impressions.log(tenant, _impressions(request, ranked, request_id))
-    return _out(ranked, request_id)
-
-
-def _impressions(request: RankingRequest, ranked: Ranked, request_id: str) -> list[Event]:
-    """One impression event per served item, carrying the request id, surface and position."""
-    return [
-        Event.model_construct(
-            event_id=f"{request_id}:{position}",
+        served = ServedList(
+            request_id=request_id,
             user_id=request.user_id,
             session_id=request.session_id,
-            item_id=item_id,
-            type="impression",
-            value=None,
-            timestamp=request.now(),
-            context=EventContext.model_construct(
-                request_id=request_id,
-                decision_id=None,
-                surface=ranked.pipeline,
-                device=request.context.device,
-                position=position,
-                locale=request.context.locale,
-                propensity=None,
-                attributes={},
-            ),
+            item_ids=ranked.item_ids,
+            surface=ranked.pipeline,
+            device=request.context.device,
+            locale=request.context.locale,
+            ts=micros(request.now()),
         )
-        for position, item_id in enumerate(ranked.item_ids)
-    ]
+        impressions.log(tenant, served)
+    return _out(ranked, request_id)
 
 
 def _out(ranked: Ranked, request_id: str) -> Response:

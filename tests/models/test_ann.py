@@ -182,7 +182,7 @@ Large = tuple[Floats, Floats, ItemIndex, Codes]
 
 @pytest.fixture(scope="module")
 def large() -> Large:
-    """100,000 x 64 items, 200 queries, the `auto` index and the exact top 100, built once."""
+    """100,000 x 64 items, 200 queries, the `auto` index (HNSW) and the exact top 100."""
     pytest.importorskip("faiss", reason=NO_FAISS)
     items, queries = mixture(100_000, 64, 200, rng=0)
     return items, queries, ItemIndex.build(items), brute_force(items, queries, 100)[0]
@@ -190,11 +190,11 @@ def large() -> Large:
 
 def test_approximate_recall_at_100_against_exact(large: Large) -> None:
     items, queries, index, truth = large
-    assert index.kind == "pq" and not index.exact
+    assert index.kind == "hnsw" and not index.exact
     codes, scores = index.search(queries, 100)
     assert recall(codes, truth) >= 0.95
     assert (np.diff(scores, axis=1) <= 0).all()
-    exact_scores = np.einsum("bd,bnd->bn", queries, items[codes])  # refined: scores are exact
+    exact_scores = np.einsum("bd,bnd->bn", queries, items[codes])  # flat vectors: exact scores
     np.testing.assert_allclose(scores, exact_scores, rtol=1e-4, atol=1e-4)
 
 
@@ -240,7 +240,7 @@ def test_each_approximate_kind_finds_the_top(method: str, params: dict[str, int]
 def test_min_items_chooses_the_approximate_path_at_it() -> None:
     pytest.importorskip("faiss", reason=NO_FAISS)
     items, _ = mixture(1000, 8, 1, rng=5)
-    assert ItemIndex.build(items, min_items=1000).kind == "pq"
+    assert ItemIndex.build(items, min_items=1000).kind == "hnsw"
 
 
 @pytest.mark.parametrize("method", ["pq", "hnsw", "ivf"])

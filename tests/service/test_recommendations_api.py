@@ -251,3 +251,16 @@ def test_purchases_and_dismissals_before_training_are_left_out(
         )  # fmt: skip
         ids = [i["item_id"] for i in again.json()["items"]]
         assert top[1] in ids and top[0] not in ids
+
+
+def test_training_saves_the_retrieval_index_that_serving_loads(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, serving={"ann_min_items": 10})
+    seed_world(settings)
+    bundle = ModelRegistry.of(settings).load()
+    assert set(bundle.indexes) == {"ials"}  # the factor model only
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.serving.of("default").engine()  # type: ignore[attr-defined]
+        assert engine.serving.indexes["ials"].n_items == bundle.indexes["ials"].n_items
+        key = create_key(client.app.state.store.keys, "default", ("admin",))  # type: ignore[attr-defined]
+        client.headers["Authorization"] = f"Bearer {key}"
+        assert len(recs(client, user_id="u1", k=5)["items"]) == 5

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from penchant.errors import Conflict, InvalidInput, NotFound
 from penchant.models import Recommender, load_model
+from penchant.models.ann import ItemIndex
 from penchant.settings import Settings
 from penchant.store.artifacts import LocalArtifactStore
 
@@ -35,6 +36,8 @@ BUNDLE = "recommender"
 MANIFEST = "manifest.json"
 #: Who bought or dismissed what, saved beside the models of a bundle.
 EXCLUSIONS = "exclusions.npz"
+#: A factor model's retrieval index, saved in the model's folder when its catalog is large.
+INDEX = "index"
 ACTIVE = "ACTIVE"
 #: How many previously active versions ACTIVE remembers for rollback.
 HISTORY_LIMIT = 20
@@ -76,6 +79,7 @@ class ModelBundle:
         path: its directory.
         exclusions: per kind (`purchased`, `dismissed`), a users x items 0/1 matrix over the
             models' vocabularies of what serving leaves out (empty for older bundles).
+        indexes: retrieval indexes built at training, by model name.
     """
 
     version: str
@@ -83,6 +87,7 @@ class ModelBundle:
     models: dict[str, Recommender]
     path: Path
     exclusions: dict[str, sp.csr_matrix] = field(default_factory=dict)
+    indexes: dict[str, ItemIndex] = field(default_factory=dict)
 
 
 class _Pointer(NamedTuple):
@@ -205,6 +210,11 @@ class ModelRegistry:
             models=models,
             path=path,
             exclusions=_exclusions(path / EXCLUSIONS, next(iter(models.values()))),
+            indexes={
+                name: ItemIndex.load(path / name / INDEX)
+                for name in names
+                if (path / name / INDEX).is_dir()
+            },
         )
 
     # -- changing ---------------------------------------------------------------------------

@@ -23,8 +23,10 @@ from penchant import __version__
 from penchant.data import Dataset, Split, Weighting, build_dataset, split, typed_pairs
 from penchant.errors import InvalidInput, PenchantError
 from penchant.evaluation.run import evaluate_model
-from penchant.jobs.registry import EXCLUSIONS, MANIFEST, ModelRegistry, new_version
+from penchant.jobs.registry import EXCLUSIONS, INDEX, MANIFEST, ModelRegistry, new_version
 from penchant.models import MODELS, Blend, Recommender, create_model
+from penchant.models.ann import ItemIndex
+from penchant.models.factors import FactorModel
 from penchant.ranking.state import EXCLUSION_TYPES
 from penchant.settings import Settings
 from penchant.store import Store
@@ -131,6 +133,7 @@ def train(
                 entries[name]["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
                 entries[name]["class"] = type(model).__name__
                 model.save(staging / name)
+                _save_index(model, staging / name, settings.serving.ann_min_items, show)
             show("recording purchases and dismissals")
             _save_exclusions(staging, store, tenant, data)
             manifest = {
@@ -265,3 +268,13 @@ def _save_exclusions(staging: Path, store: Store, tenant: str, data: Dataset) ->
         arrays[f"{kind}_indptr"] = pairs.indptr
         arrays[f"{kind}_indices"] = pairs.indices
     np.savez(staging / EXCLUSIONS, allow_pickle=False, **arrays)
+
+
+def _save_index(
+    model: Recommender, folder: Path, min_items: int, show: Callable[[str], None]
+) -> None:
+    """Build a factor model's retrieval index once, here, so serving workers only load it."""
+    if not isinstance(model, FactorModel) or len(model.item_ids_) < min_items:
+        return
+    show(f"indexing {len(model.item_ids_):,} items of {model.name} for retrieval")
+    ItemIndex.build(model.item_factors_, min_items=min_items).save(folder / INDEX)

@@ -20,10 +20,16 @@ Exact scoring takes 1-8 ms for one query. IVF is fast but finds the top by inner
 only when items form clusters (on the 12,101 real iALS items: 0.36 at nprobe=16). HNSW with
 the inner-product metric is slow to build and unsteady (efConstruction 100 or 200 lowered
 recall); reducing inner product to L2 with one extra coordinate lifted IVF only at
-nprobe=64 (iALS 0.96, rank-16 0.86) and made HNSW worse (0.85 at best). So `auto` uses
-`pq`: a 4-bit code per dimension scanned with SIMD, then the best `k_factor * n` rescored
-exactly (0.978 on the 12,101 iALS items). Its cost grows with the catalog; past about a
-million items, `ivf` (clustered factors) or `hnsw` may be needed.
+nprobe=64 (iALS 0.96, rank-16 0.86) and made HNSW worse (0.85 at best).
+
+`pq` (a 4-bit code per dimension scanned with SIMD, then the best `k_factor * n` rescored
+exactly) wins on these sets, but not on the factors of a real training run: on the serving
+benchmark's 64-factor iALS (1,000,000 users, 100,000 items; below the top few dozen its
+scores are near-ties) `pq` stalls at recall@100 0.917 (k_factor 4) to 0.934 (32), while
+HNSW M=48 reaches 0.947 with efSearch 256 and 0.970 with 512, both about 1 ms a query. So
+`auto` uses `hnsw` with efSearch 512. Its build takes seconds: training builds it once and
+saves it with the model, so serving workers load it. Past about a million items, `ivf`
+(clustered factors) may be needed.
 """
 
 from __future__ import annotations
@@ -120,7 +126,7 @@ class ItemIndex:
         k_factor: int = 4,
         hnsw_m: int = 48,
         ef_construction: int = 40,
-        ef_search: int = 256,
+        ef_search: int = 512,
         nlist: int | None = None,
         nprobe: int | None = None,
         max_overfetch: int = 2048,
@@ -131,7 +137,8 @@ class ItemIndex:
             vectors: (n_items x d) item vectors, e.g. a factor model's `item_factors_`.
             min_items: with `auto`, catalogs smaller than this are searched exactly (as are
                 catalogs under 256 items with any method).
-            method: `auto`, `exact`, `pq`, `hnsw` or `ivf` (see the module docstring).
+            method: `auto` (`hnsw` from `min_items` items), `exact`, `pq`, `hnsw` or `ivf`
+                (see the module docstring).
             rng: seed of the k-means training of `pq` and `ivf`.
             threads: OpenMP threads faiss uses.
             k_factor: `pq` rescores exactly the best `k_factor * n` candidates.
@@ -165,7 +172,7 @@ class ItemIndex:
         params["nprobe"] = min(nlist, nprobe or max(8, math.ceil(nlist / 40)))
         if method == "exact" or n < max(_MIN_APPROX, min_items if method == "auto" else 0):
             return cls(vecs, "exact", None, params, threads)
-        kind = cast(Kind, "pq" if method == "auto" else method)
+        kind = cast(Kind, "hnsw" if method == "auto" else method)
         if _faiss() is None:
             logger.warning("ItemIndex %s over %d items: %s", kind, n, _NO_FAISS)
             return _fallback(vecs, params, threads)
@@ -213,8 +220,14 @@ class ItemIndex:
             return self._exact(q, n, excl)
         counts = np.zeros(len(q), np.int64) if excl is None else np.diff(excl.indptr)
         fetch = min(self.n_items, n + min(int(counts.max()), self.params["max_overfetch"]))
-        with _omp_threads(self.threads):
-            found_scores, found = self._index.search(q, fetch)
+        with _omp_threads(self.threads) as faiss:
+            extra = {}
+            if self.kind == "hnsw" and 2 * fetch > self.params["ef_search"]:
+                # a deep fetch (many exclusions) needs a longer candidate list to stay exact
+                search = faiss.SearchParametersHNSW()
+                search.efSearch = 2 * fetch
+                extra["params"] = search
+            found_scores, found = self._index.search(q, fetch, **extra)
         keep = found >= 0  # faiss pads a short result with -1
         if excl is not None and len(excl.indices):
             rows = np.arange(len(q), dtype=np.int64) * self.n_items

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from penchant.errors import InvalidInput, NotFound
+from penchant.models.ann import ItemIndex
 from penchant.models.base import Recommender
 from penchant.models.factors import FactorModel
 from penchant.ranking.catalog import ServingCatalog, micros
@@ -50,6 +51,8 @@ class Engine:
         max_k: the longest list a request may ask for.
         exclusions: per kind (`purchased`, `dismissed`), a users x items matrix over the
             models' vocabularies of what each trained user bought or dismissed.
+        prebuilt: retrieval indexes saved with the bundle, by model name; a factor model
+            without one gets its index built here.
 
     Raises:
         ConfigError: a surface's pipeline is invalid.
@@ -67,6 +70,7 @@ class Engine:
         ann_min_items: int = 50_000,
         max_k: int = 200,
         exclusions: Mapping[str, sp.csr_matrix] | None = None,
+        prebuilt: Mapping[str, ItemIndex] | None = None,
     ) -> None:
         if not models:
             raise InvalidInput("a model bundle needs at least one model", field="models")
@@ -80,15 +84,16 @@ class Engine:
         self.default_surface = default_surface
         self._users = first
         catalog = ServingCatalog.build(list(first.item_ids_), items)
-        indexes = {}
+        indexes: dict[str, ItemIndex] = {}
         if len(first.item_ids_) >= ann_min_items:
-            from penchant.models.ann import ItemIndex  # faiss, where installed
-
-            indexes = {
-                name: ItemIndex.build(model.item_factors_, min_items=ann_min_items)
-                for name, model in models.items()
-                if isinstance(model, FactorModel)
-            }
+            for name, model in models.items():
+                if not isinstance(model, FactorModel):
+                    continue
+                saved = (prebuilt or {}).get(name)
+                if saved is not None and saved.n_items == len(model.item_ids_):
+                    indexes[name] = saved  # built at training
+                else:
+                    indexes[name] = ItemIndex.build(model.item_factors_, min_items=ann_min_items)
         self.serving = Serving(version, dict(models), catalog, indexes)
         configured = dict(surfaces or {})
         names = list(models)

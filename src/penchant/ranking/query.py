@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from penchant.models.ann import ItemIndex
 from penchant.models.base import Recommender
 from penchant.ranking.catalog import BoolArray, ServingCatalog
 from penchant.ranking.request import FilterSpec, RankingRequest, Rule
-
-if TYPE_CHECKING:
-    from penchant.models.ann import ItemIndex
 
 CodeArray = np.ndarray[Any, np.dtype[np.int64]]
 

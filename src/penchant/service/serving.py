@@ -115,6 +115,7 @@ class ServedModel:
             ann_min_items=serving.ann_min_items,
             max_k=serving.max_k,
             exclusions=bundle.exclusions,
+            prebuilt=bundle.indexes,
         )
 
     def _items(self) -> list[Item]:

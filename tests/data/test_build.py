@@ -736,8 +736,19 @@ def test_typed_pairs_marks_the_pairs_of_chosen_types_in_the_datasets_vocabularie
     )
     data = build_dataset([table.filter(pa.array([True, True, False, False, False]))])
     # b and z are not in the training data: their events are skipped
-    bought = typed_pairs([table], ["purchase"], data)
+    pairs = typed_pairs(
+        [table], {"bought": ["purchase"], "dismissed": ["dismiss", "dislike"]}, data
+    )
+    bought = pairs["bought"]
     assert bought.shape == (data.n_users, data.n_items)
     a, y = data.user_codes(["a"])[0], data.item_codes(["y"])[0]
     assert bought.nnz == 1 and bought[a, y] == 1
-    assert typed_pairs([table], ["dismiss", "dislike"], data).nnz == 0
+    assert pairs["dismissed"].nnz == 0
+    # both kinds in one pass, once b is a trained user too
+    seen = pa.table({"user_id": ["b"], "item_id": ["y"], "type": ["view"], "value": [None],
+                     "ts": [9]})  # fmt: skip
+    data = build_dataset([table.filter(pa.array([True, True, False, False, False])), seen])
+    pairs = typed_pairs([table], {"bought": ["purchase"], "dismissed": ["dismiss"]}, data)
+    b, x = data.user_codes(["b"])[0], data.item_codes(["x"])[0]
+    assert pairs["dismissed"][b, x] == 1 and pairs["dismissed"].nnz == 1
+    assert pairs["bought"].nnz == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -219,41 +219,50 @@ def compact(data: Dataset) -> Dataset:
     )
 
 
-def typed_pairs(tables: Iterable[pa.Table], types: Sequence[str], data: Dataset) -> sp.csr_matrix:
-    """Which (user, item) pairs of `data`'s vocabularies had an event of one of `types`.
+def typed_pairs(
+    tables: Iterable[pa.Table], kinds: Mapping[str, Sequence[str]], data: Dataset
+) -> dict[str, sp.csr_matrix]:
+    """Per kind, which (user, item) pairs of `data`'s vocabularies had an event of its types.
 
     What a training run keeps besides the weights: e.g. purchases and dismissals, which
     serving leaves out of a person's lists even where the pair carries no training weight.
-    Users or items outside `data` are skipped.
+    One pass over the events serves every kind; users or items outside `data` are skipped.
 
     Args:
         tables: events with `user_id`, `item_id` and `type` columns, in any number of chunks.
-        types: the event types to keep.
+        kinds: kind name -> the event types it keeps (e.g. "dismissed" -> dismiss, dislike).
         data: the dataset whose vocabularies index the result.
 
     Returns:
-        A (data.n_users x data.n_items) 0/1 float32 matrix.
+        Per kind, a (data.n_users x data.n_items) 0/1 float32 matrix.
     """
-    wanted = pa.array(list(types), type=pa.string())
-    users: list[np.ndarray[Any, Any]] = []
-    items: list[np.ndarray[Any, Any]] = []
+    wanted = {kind: pa.array(list(types), type=pa.string()) for kind, types in kinds.items()}
+    every = pa.array(sorted({t for types in kinds.values() for t in types}), type=pa.string())
+    users: dict[str, list[np.ndarray[Any, Any]]] = {kind: [] for kind in kinds}
+    items: dict[str, list[np.ndarray[Any, Any]]] = {kind: [] for kind in kinds}
     for table in tables:
-        mask = pc.is_in(pc.cast(table.column("type"), pa.string()), value_set=wanted)
-        chosen = table.filter(mask)
+        types = pc.cast(table.column("type"), pa.string())
+        chosen = table.filter(pc.is_in(types, value_set=every))
         if not chosen.num_rows:
             continue
         u = data.user_index.codes(_strings(chosen.column("user_id")))
         i = data.item_index.codes(_strings(chosen.column("item_id")))
-        keep = (u >= 0) & (i >= 0)
-        users.append(u[keep])
-        items.append(i[keep])
-    u = np.concatenate(users) if users else np.zeros(0, dtype=np.int64)
-    i = np.concatenate(items) if items else np.zeros(0, dtype=np.int64)
-    out = sp.csr_matrix(
-        (np.ones(len(u), dtype=np.float32), (u, i)), shape=(data.n_users, data.n_items)
-    )
-    out.sum_duplicates()
-    out.data[:] = 1.0
+        chosen_types = pc.cast(chosen.column("type"), pa.string())
+        for kind, values in wanted.items():
+            keep = (u >= 0) & (i >= 0)
+            keep &= np.asarray(pc.is_in(chosen_types, value_set=values).to_numpy(False), bool)
+            users[kind].append(u[keep])
+            items[kind].append(i[keep])
+    out: dict[str, sp.csr_matrix] = {}
+    for kind in kinds:
+        u = np.concatenate(users[kind]) if users[kind] else np.zeros(0, dtype=np.int64)
+        i = np.concatenate(items[kind]) if items[kind] else np.zeros(0, dtype=np.int64)
+        pairs = sp.csr_matrix(
+            (np.ones(len(u), dtype=np.float32), (u, i)), shape=(data.n_users, data.n_items)
+        )
+        pairs.sum_duplicates()
+        pairs.data[:] = 1.0
+        out[kind] = pairs
     return out
 
 

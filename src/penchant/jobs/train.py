@@ -263,10 +263,10 @@ def _save_exclusions(staging: Path, store: Store, tenant: str, data: Dataset) ->
     so neither can be read back from a model's training history.
     """
     arrays: dict[str, np.ndarray[Any, Any]] = {}
-    for kind, types in EXCLUSION_TYPES.items():
-        pairs = typed_pairs(store.events.interactions(tenant), types, data)
-        arrays[f"{kind}_indptr"] = pairs.indptr
-        arrays[f"{kind}_indices"] = pairs.indices
+    pairs = typed_pairs(store.events.interactions(tenant), EXCLUSION_TYPES, data)
+    for kind, matrix in pairs.items():
+        arrays[f"{kind}_indptr"] = matrix.indptr
+        arrays[f"{kind}_indices"] = matrix.indices
     np.savez(staging / EXCLUSIONS, allow_pickle=False, **arrays)
 
 

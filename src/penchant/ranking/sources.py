@@ -96,7 +96,7 @@ class ModelSource:
         if index is not None and isinstance(model, FactorModel) and user >= 0:
             # a trained user's learned factors: no history matrix needed
             vector = model.user_factors_[user : user + 1]
-            found, scores = _search(index, vector, query, self.n)
+            found, scores = _search(index, model, vector, query, self.n)
             return merge(candidates, Candidates(found, {self.name: normalized(scores)}))
         known = np.unique(known)
         row = sp.csr_matrix(
@@ -105,27 +105,30 @@ class ModelSource:
         )
         users = np.array([user], dtype=np.int64)
         if index is not None and isinstance(model, FactorModel):
-            found, scores = _search(index, model.user_vectors(users, row), query, self.n)
+            found, scores = _search(index, model, model.user_vectors(users, row), query, self.n)
         else:
             found, scores = _top(model.scores(users, row)[0], query.eligible, self.n)
         return merge(candidates, Candidates(found, {self.name: normalized(scores)}))
 
 
-def _search(index: Any, vector: Any, query: Query, n: int) -> tuple[CodeArray, ScoreArray]:
-    """Approximate top-n, fetching more when filters drop part of what comes back.
+def _search(
+    index: Any, model: FactorModel, vector: Any, query: Query, n: int
+) -> tuple[CodeArray, ScoreArray]:
+    """Approximate top-n; exact over the eligible items when filters drop too much of it.
 
-    The first fetch is sized by the share of the catalog that is eligible, so that a filter
-    keeping half of the items costs one search, not two.
+    The fetch is sized by the share of the catalog that is eligible. When the filters
+    remove more than that share predicts (the person's taste is what the filter excludes),
+    scoring every item exactly (one product) is cheaper than searching ever deeper.
     """
     share = max(float(np.count_nonzero(query.eligible)) / max(len(query.eligible), 1), 0.01)
     fetch = min(int(np.ceil(n / share * 1.2)), index.n_items)
-    while True:
-        codes, scores = index.search(vector, fetch)
-        codes, scores = codes[0], scores[0]
-        keep = (codes >= 0) & query.eligible[np.maximum(codes, 0)]
-        if keep.sum() >= n or fetch >= index.n_items or codes[-1] < 0:
-            return codes[keep][:n], scores[keep][:n]
-        fetch = min(fetch * 4, index.n_items)
+    codes, scores = index.search(vector, fetch)
+    codes, scores = codes[0], scores[0]
+    keep = (codes >= 0) & query.eligible[np.maximum(codes, 0)]
+    if keep.sum() >= n or fetch >= index.n_items or codes[-1] < 0:
+        return codes[keep][:n], scores[keep][:n]
+    exact = np.asarray(model.item_factors_ @ vector[0], dtype=np.float32)
+    return _top(exact, query.eligible, n)
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""Dependencies of the routes, as `Annotated` aliases: stores, serving, body and API key."""
+"""Dependencies of the routes, as `Annotated` aliases: stores, serving, body and API key.
+
+Those that only read `app.state` are coroutines: FastAPI runs a plain function dependency
+in a worker thread, a hand-off that cost a quarter of a millisecond per dependency per
+request in a measurement.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +23,19 @@ from penchant.store import ApiKeyRecord, Store
 from penchant.types import Scope
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     """The store opened by the lifespan."""
     store: Store = request.app.state.store
     return store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_vocabulary(request: Request) -> EventVocabulary:
+async def get_vocabulary(request: Request) -> EventVocabulary:
     """The event types this deployment accepts."""
     vocabulary: EventVocabulary = request.app.state.vocabulary
     return vocabulary
@@ -41,13 +46,13 @@ async def read_body(request: Request) -> bytes:
     return await request.body()
 
 
-def get_serving(request: Request) -> ServedModels:
+async def get_serving(request: Request) -> ServedModels:
     """The served models of every tenant."""
     serving: ServedModels = request.app.state.serving
     return serving
 
 
-def get_online(request: Request) -> Online:
+async def get_online(request: Request) -> Online:
     """The online state (what people did since the models were trained)."""
     online: Online = request.app.state.online
     return online

@@ -1,9 +1,10 @@
 """Run every benchmark (`make bench`) and print the results as Markdown for docs/benchmarks.md.
 
 Results also go to bench/out/results.json (imports and HTTP), bench/out/models.json (models
-against peer libraries) and bench/out/scale.json (training at scale). Arguments are passed to
-the import benchmark, e.g. `.venv/bin/python bench/run.py --case ml100k`; `--only-models`
-runs just the model benchmarks.
+against peer libraries), bench/out/scale.json (training at scale) and bench/out/serving.json
+(serving at scale). Arguments are passed to the import benchmark, e.g.
+`.venv/bin/python bench/run.py --case ml100k`; `--only-models` runs just the model
+benchmarks, `--only-serving` just the serving one.
 """
 
 from __future__ import annotations
@@ -121,11 +122,20 @@ def model_runs() -> None:
         subprocess.run([sys.executable, str(here / script)], check=True)
 
 
+def serving_run() -> None:
+    """The serving benchmark (its own script, which prints its Markdown)."""
+    here = Path(__file__).resolve().parent
+    subprocess.run([sys.executable, str(here / "serving_bench.py")], check=True)
+
+
 def main() -> None:
     """Run the benchmarks and report."""
     info = machine()
     if "--only-models" in sys.argv:
         model_runs()
+        return
+    if "--only-serving" in sys.argv:
+        serving_run()
         return
     results = import_bench.main(sys.argv[1:])
     http = http_runs()
@@ -140,6 +150,7 @@ def main() -> None:
     print(http_markdown(http))
     print()
     model_runs()
+    serving_run()
 
 
 if __name__ == "__main__":

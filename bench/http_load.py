@@ -1,0 +1,195 @@
+"""A light HTTP load generator for `POST /v1/recommendations`: closed loop, keep-alive.
+
+`--concurrency` connections, each sending its next request as soon as the previous answer
+is read, from one asyncio loop (uvloop where installed) over plain streams with a
+hand-written HTTP/1.1 exchange, so that the generator costs the machine little CPU. Every
+request asks for `--k` items for a random known user (`u0000000`.. `--users`) with the
+serving benchmark's filters. It stops after `--requests` measured requests or `--seconds`
+seconds, whichever comes first, after `--warmup` requests that are not measured.
+
+With `--get /health` it sends that instead: what the HTTP stack costs on its own.
+
+The API key comes from the environment variable PENCHANT_BENCH_KEY (not the command line,
+where any process could read it). Prints JSON: requests, errors (non-200 answers and
+broken connections), empty (200 answers without items), throughput_rps, p50/p95/p99/max
+and mean ms, wall_s, and the generator's own CPU seconds, on the line after the line
+`measuring` (printed when warm-up ends).
+
+    PENCHANT_BENCH_KEY=pk_... .venv/bin/python bench/http_load.py --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import time
+from typing import Any
+
+#: The filters of every request (availability is always on).
+FILTERS = {"attributes": {"price": {"max": 600}}, "exclude_categories": ["c03"]}
+
+
+class Client:
+    """One keep-alive connection."""
+
+    def __init__(self, host: str, port: int, head: bytes) -> None:
+        self.host, self.port, self.head = host, port, head
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        """(Re)open the connection."""
+        self.close()
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    def close(self) -> None:
+        """Drop the connection."""
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def post(self, body: bytes | None) -> tuple[int, bytes]:
+        """Send one request (`head` alone when body is None) and read its answer."""
+        if self.writer is None:
+            await self.connect()
+        assert self.reader is not None and self.writer is not None
+        if body is None:
+            self.writer.write(self.head)
+        else:
+            self.writer.write(self.head + b"%d\r\n\r\n" % len(body) + body)
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        lines = header.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length, close = 0, False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+            elif name == b"transfer-encoding":
+                raise RuntimeError("chunked answers are not supported by this generator")
+        data = await self.reader.readexactly(length)
+        if close:
+            self.close()
+        return status, data
+
+
+def body_for(rng: random.Random, users: int, k: int) -> bytes:
+    """A request body for a random known user."""
+    user = f"u{rng.randrange(users):07d}"
+    return json.dumps({"user_id": user, "k": k, "filters": FILTERS}).encode()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Warm up, then measure; return the measurements."""
+    key = os.environ.get("PENCHANT_BENCH_KEY", "")
+    head = (
+        f"POST /v1/recommendations HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        "Content-Length: "
+    ).encode()
+    if args.get:
+        head = f"GET {args.get} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n\r\n".encode()
+    rng = random.Random(args.seed)
+    clients = [Client(args.host, args.port, head) for _ in range(args.concurrency)]
+    for client in clients:  # one at a time, so that each worker gets its share of them
+        await client.connect()
+        await asyncio.sleep(args.connect_gap_ms / 1000)
+    latencies: list[float] = []
+    counts = {"sent": 0, "errors": 0, "empty": 0}
+    first_error: list[str] = []
+
+    async def loop(client: Client, budget: int, deadline: float, record: bool) -> None:
+        while counts["sent"] < budget and time.monotonic() < deadline:
+            counts["sent"] += 1
+            body = None if args.get else body_for(rng, args.users, args.k)
+            began = time.perf_counter()
+            try:
+                status, data = await client.post(body)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                client.close()
+                status, data = 0, repr(exc).encode()
+            elapsed = time.perf_counter() - began
+            if not record:
+                continue
+            if status != 200:
+                counts["errors"] += 1
+                if not first_error:
+                    first_error.append(f"{status}: {data[:300].decode(errors='replace')}")
+                continue
+            latencies.append(elapsed)
+            if not args.get and b'"items":[]' in data:
+                counts["empty"] += 1
+
+    far = time.monotonic() + 600
+    await asyncio.gather(*(loop(c, args.warmup, far, False) for c in clients))
+    counts.update(sent=0, errors=0, empty=0)
+    print("measuring", flush=True)  # tells a watching process that warm-up is over
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    began = time.perf_counter()
+    deadline = time.monotonic() + args.seconds
+    await asyncio.gather(*(loop(c, args.requests, deadline, True) for c in clients))
+    wall = time.perf_counter() - began
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    for client in clients:
+        client.close()
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        if not latencies:
+            return float("nan")
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
+
+    return {
+        "requests": len(latencies) + counts["errors"],
+        "ok": len(latencies),
+        "errors": counts["errors"],
+        "first_error": first_error[0] if first_error else None,
+        "empty": counts["empty"],
+        "concurrency": args.concurrency,
+        "wall_s": round(wall, 2),
+        "throughput_rps": round(len(latencies) / wall, 1) if wall else 0.0,
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "max_ms": round(latencies[-1] * 1000, 2) if latencies else float("nan"),
+        "mean_ms": round(sum(latencies) / len(latencies) * 1000, 2) if latencies else float("nan"),
+        "loadgen_cpu_s": round(cpu, 2),
+        "loadgen_cpu_pct": round(100 * cpu / wall, 1) if wall else 0.0,
+        "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+    }
+
+
+def main() -> None:
+    """Parse arguments, run, print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections")
+    parser.add_argument("--requests", type=int, default=30_000, help="measured requests at most")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measure this long at most")
+    parser.add_argument("--warmup", type=int, default=500, help="requests sent first, unmeasured")
+    parser.add_argument("--users", type=int, default=1_000_000, help="known users to draw from")
+    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--connect-gap-ms", type=float, default=10.0, help="between connects")
+    parser.add_argument("--get", metavar="PATH", help="GET this path instead (e.g. /health)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    print(json.dumps(runner(run(args))))
+
+
+if __name__ == "__main__":
+    main()

@@ -304,7 +304,7 @@ def agreement(built: dict[str, Any], users: list[str]) -> dict[str, float]:
         request = _request(user, now)
         query = ann._query(request, empty, empty)
         want, _ = _top(scores_row(model, vector), query.eligible, 200)
-        got, _ = _search(index, vector[None, :], query, 200)
+        got, _ = _search(index, model, vector[None, :], query, 200)
         candidates.append(len(np.intersect1d(want, got)) / max(1, len(want)))
         a = exact.recommend(request).item_ids
         b = ann.recommend(request).item_ids

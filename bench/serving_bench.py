@@ -37,7 +37,6 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import re
 import resource
@@ -617,23 +616,10 @@ def code_state() -> str:
 
 
 def machine() -> dict[str, str]:
-    """What the numbers were measured on."""
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "cores": str(os.cpu_count()),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": code_state(),
-        "load average before": Path("/proc/loadavg").read_text().strip(),
-    }
+    """What the numbers were measured on: bench/run.py's description, and the code state."""
+    import run  # a script beside this one
+
+    return {**run.machine(), "commit": code_state()}
 
 
 def markdown(report: dict[str, Any]) -> str:

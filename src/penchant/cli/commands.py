@@ -199,7 +199,7 @@ def demo(
         f"  penchant serve --data-dir {settings.data_dir}          # API docs: "
         "http://127.0.0.1:8000/docs\n"
         f'  curl -H "Authorization: Bearer $(cat {key})" '
-        "http://127.0.0.1:8000/v1/items/i000001\n"
+        "'http://127.0.0.1:8000/v1/recommendations?user_id=u000165&k=5'\n"
         f"The world's true preferences are kept in {result.world_dir / 'truth'} for "
         "measuring engagement lift later."
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,9 +123,3 @@ def place_pins(candidates: Candidates, k: int) -> Candidates:
     for row in sorted(pinned.tolist(), key=lambda r: pins[r]):
         order.insert(min(int(pins[row]) - 1, len(order)), int(row))
     return candidates.take(np.array(order[:k], dtype=np.int64))
-
-
-def rows_of(candidates: Candidates, codes: Sequence[int]) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Row numbers of item codes present in the table."""
-    wanted = np.asarray(codes, dtype=np.int64)
-    return np.flatnonzero(np.isin(candidates.items, wanted))

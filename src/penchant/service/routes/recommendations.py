@@ -22,7 +22,7 @@ from penchant.service.schemas import (
     RecommendationsOut,
     json_body,
 )
-from penchant.service.serving import Impressions, ServedList
+from penchant.service.serving import Impressions, Online, ServedList, ServedModels
 
 router = APIRouter(tags=["recommendations"], responses=ERROR_RESPONSES)
 
@@ -116,7 +116,9 @@ def _context(text: str | None) -> dict[str, Any]:
     return value
 
 
-def _answer(tenant: str, serving: Any, online: Any, request: RankingRequest) -> Response:
+def _answer(
+    tenant: str, serving: ServedModels, online: Online, request: RankingRequest
+) -> Response:
     engine: Engine = serving.of(tenant).engine()
     state = online.of(tenant)
     user = state.user(request.user_id) if request.user_id is not None else None

@@ -222,10 +222,11 @@ class ItemIndex:
         fetch = min(self.n_items, n + min(int(counts.max()), self.params["max_overfetch"]))
         with _omp_threads(self.threads) as faiss:
             extra = {}
-            if self.kind == "hnsw" and 2 * fetch > self.params["ef_search"]:
-                # a deep fetch (many exclusions) needs a longer candidate list to stay exact
+            depth = fetch + int(counts.max()) if len(counts) else fetch
+            if self.kind == "hnsw" and depth > self.params["ef_search"]:
+                # many exclusions: a longer candidate list keeps the rest of the list exact
                 search = faiss.SearchParametersHNSW()
-                search.efSearch = 2 * fetch
+                search.efSearch = depth
                 extra["params"] = search
             found_scores, found = self._index.search(q, fetch, **extra)
         keep = found >= 0  # faiss pads a short result with -1

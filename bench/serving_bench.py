@@ -282,7 +282,7 @@ def agreement(built: dict[str, Any], users: list[str]) -> dict[str, float]:
 
     exact, ann = built["engines"]["exact"], built["engines"]["ANN"]
     model = built["bundle"].models["ials"]
-    codes = model._user_codes(users)
+    codes = model.user_codes(users)
     history = sp.csr_matrix(model.history_[codes])
     vectors = model.user_vectors(codes, history)
     index = ann.serving.indexes["ials"]

@@ -7,7 +7,7 @@ library users all call `train`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -110,7 +112,8 @@ def train(
                 f"tenant {tenant!r} has no events to train on; import or send some first",
                 field="events",
             )
-        data = build_dataset(store.events.interactions(tenant), Weighting())
+        excluding: list[pa.Table] = []  # purchases and dismissals, kept in the same pass
+        data = build_dataset(_keeping(store.events.interactions(tenant), excluding), Weighting())
         entries: dict[str, dict[str, Any]] = {}
         the_split, why_not = _offline_split(data)
         for name in names:
@@ -135,7 +138,7 @@ def train(
                 model.save(staging / name)
                 _save_index(model, staging / name, settings.serving.ann_min_items, show)
             show("recording purchases and dismissals")
-            _save_exclusions(staging, store, tenant, data)
+            _save_exclusions(staging, excluding, data)
             manifest = {
                 "version": version,
                 "created_at": datetime.now(UTC).isoformat(),
@@ -256,14 +259,25 @@ def _progress(console: Console | None) -> Iterator[Callable[[str], None]]:
         yield lambda text: bar.update(task, description=text)
 
 
-def _save_exclusions(staging: Path, store: Store, tenant: str, data: Dataset) -> None:
+def _keeping(tables: Iterable[pa.Table], kept: list[pa.Table]) -> Iterator[pa.Table]:
+    """Pass the event tables on, keeping aside the rows of the exclusion types (a few %)."""
+    types = pa.array(sorted({t for ts in EXCLUSION_TYPES.values() for t in ts}), pa.string())
+    for table in tables:
+        mask = pc.is_in(pc.cast(table.column("type"), pa.string()), value_set=types)
+        chosen = table.filter(mask).select(["user_id", "item_id", "type"])
+        if chosen.num_rows:
+            kept.append(chosen)
+        yield table
+
+
+def _save_exclusions(staging: Path, tables: list[pa.Table], data: Dataset) -> None:
     """Who bought or dismissed what, for serving to leave out of their lists (`exclusions.npz`).
 
     A dismissal carries no training weight, and a purchase can be consumed again elsewhere,
     so neither can be read back from a model's training history.
     """
     arrays: dict[str, np.ndarray[Any, Any]] = {}
-    pairs = typed_pairs(store.events.interactions(tenant), EXCLUSION_TYPES, data)
+    pairs = typed_pairs(tables, EXCLUSION_TYPES, data)
     for kind, matrix in pairs.items():
         arrays[f"{kind}_indptr"] = matrix.indptr
         arrays[f"{kind}_indices"] = matrix.indices

@@ -235,7 +235,7 @@ class Recommender(ABC):
             are padded with the id "" and score -inf.
         """
         self._check_fitted()
-        codes = self._user_codes(users)
+        codes = self.user_codes(users)
         hist = None if history is None else self._rows(history, len(users), "history")
         if hist is not None:
             # the given history is the user's state: learned per-user factors are not used
@@ -243,7 +243,7 @@ class Recommender(ABC):
         if hist is not None and not self.folds_in:
             raise InvalidInput(f"{type(self).__name__} cannot recommend from a given history")
         excl = None if exclude is None else self._rows(exclude, len(users), "exclude")
-        cand = None if candidates is None else self._item_codes(candidates)
+        cand = None if candidates is None else self.item_codes(candidates)
         if cand is not None:
             cand = cand[cand >= 0]
         ranked, scores = self.rank(
@@ -259,7 +259,7 @@ class Recommender(ABC):
             NotFound: an item id is not in the model's catalog.
         """
         self._check_fitted()
-        codes = self._item_codes(items)
+        codes = self.item_codes(items)
         if (codes < 0).any():
             missing = items[int(np.flatnonzero(codes < 0)[0])]
             raise NotFound(f"item {missing!r} is not in the model")
@@ -305,7 +305,7 @@ class Recommender(ABC):
             Whether the model knew the user.
         """
         self._check_fitted()
-        code = int(self._user_codes([user])[0])
+        code = int(self.user_codes([user])[0])
         if code < 0:
             return False
         hist = self.history_.tolil()
@@ -315,12 +315,14 @@ class Recommender(ABC):
         self._forget(code)
         return True
 
-    def _user_codes(self, users: Sequence[str]) -> CodeArray:
+    def user_codes(self, users: Sequence[str]) -> CodeArray:
+        """Codes of user ids in the model's vocabulary; -1 for ids it has not seen."""
         if "users" not in self._indexes:
             self._indexes["users"] = IdIndex(self.user_ids_)
         return self._indexes["users"].codes(users)
 
-    def _item_codes(self, items: Sequence[str]) -> CodeArray:
+    def item_codes(self, items: Sequence[str]) -> CodeArray:
+        """Codes of item ids in the model's vocabulary; -1 for ids it has not seen."""
         if "items" not in self._indexes:
             self._indexes["items"] = IdIndex(self.item_ids_)
         return self._indexes["items"].codes(items)
@@ -330,7 +332,7 @@ class Recommender(ABC):
         if len(lists) != n:
             raise InvalidInput(f"{what}: {len(lists)} lists for {n} users")
         flat = [item for row in lists for item in row]
-        codes = self._item_codes(flat)
+        codes = self.item_codes(flat)
         row_of = np.repeat(np.arange(n), [len(r) for r in lists])
         ok = codes >= 0
         m = sp.csr_matrix(

@@ -186,7 +186,7 @@ class Engine:
         user_code = -1
         trained: CodeArray = np.zeros(0, dtype=np.int64)
         if request.user_id is not None:
-            user_code = int(self._users._user_codes([request.user_id])[0])
+            user_code = int(self._users.user_codes([request.user_id])[0])
             if user_code >= 0:
                 trained = self._users.history_[user_code].indices.astype(np.int64)
         session_items = _codes(catalog, session.recent)

@@ -11,7 +11,7 @@ from penchant.ranking.query import Query, Serving
 from penchant.types import Candidates
 
 #: Columns stages write that are not source scores.
-SCORE, BURIED, PIN, SOURCE_WEIGHTS = "score", "buried", "pin", "source_weights"
+SCORE, BURIED, PIN = "score", "buried", "pin"
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Rules:
                 buried[hit[candidates.items]] = 1.0
                 candidates.columns[BURIED] = buried
             else:
-                candidates = _pin(candidates, hit, rule.position, rule.reason, query, catalog)
+                candidates = _pin(candidates, hit, rule.position, rule.reason, query)
         score, buried = candidates.column(SCORE), candidates.column(BURIED)
         return candidates.take(np.lexsort((candidates.items, -score, buried)))
 
@@ -80,20 +80,18 @@ def _pin(
     position: int,
     reason: str | None,
     query: Query,
-    catalog: Any,
 ) -> Candidates:
     """Mark the first eligible matching item (a candidate's best first, else any) for a slot."""
     pins = candidates.column(PIN)
     options = np.flatnonzero(hit[candidates.items] & (pins == 0))
     if len(options):
         row = int(options[np.argmax(candidates.column(SCORE)[options])])
-    else:
-        taken = set(candidates.items[pins > 0].tolist())
-        free = [c for c in np.flatnonzero(hit & query.eligible) if int(c) not in taken]
-        if not free:
+    else:  # every matching candidate is pinned already: bring in one no source proposed
+        free = np.flatnonzero(hit & query.eligible)
+        free = free[~np.isin(free, candidates.items)]
+        if not len(free):
             return candidates
-        extra = Candidates(np.array([free[0]], dtype=np.int64))
-        candidates = append_rows(candidates, extra)
+        candidates = append_rows(candidates, Candidates(free[:1].astype(np.int64)))
         row = len(candidates) - 1
     pins = candidates.column(PIN).copy()
     pins[row] = float(position)

@@ -90,7 +90,11 @@ class ServingSettings(BaseModel):
     default_surface: str = "default"
     max_k: int = Field(default=200, ge=1)
     ann_min_items: int = Field(
-        default=50_000, ge=0, description="catalogs this large use approximate retrieval"
+        default=50_000, ge=0, description="catalogs this large use an item index"
+    )
+    retrieval: Literal["auto", "bounded", "hnsw", "pq", "ivf"] = Field(
+        default="auto",
+        description="the item index of factor models: auto (bounded when it pays, else hnsw)",
     )
     refresh_s: float = Field(
         default=1.0, gt=0.0, description="how often a worker looks for a new active version"

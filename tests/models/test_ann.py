@@ -282,3 +282,121 @@ def test_threads_are_restored_after_a_search() -> None:
     items, queries = mixture(2000, 8, 5, rng=14)
     ItemIndex.build(items, method="pq", threads=2).search(queries, 5)
     assert faiss.omp_get_max_threads() == before
+
+
+# -- bounded path (exact, pure numpy) -----------------------------------------------------------
+def skewed(n_items: int, dim: int, n_queries: int, rng: int) -> tuple[Floats, Floats]:
+    """The mixture with item norms spread like a factor model's (popular items long)."""
+    items, queries = mixture(n_items, dim, n_queries, rng)
+    spread = np.random.default_rng(rng + 100).lognormal(0.0, 1.5, size=(n_items, 1))
+    return np.asarray(items * spread, dtype=np.float32), queries
+
+
+def allowed_mask(n_items: int, share: float, rng: int) -> np.ndarray[Any, Any]:
+    return np.random.default_rng(rng).random(n_items) < share
+
+
+def masked_truth(
+    items: Floats, queries: Floats, n: int, allowed: Any, exclude: sp.csr_matrix | None = None
+) -> tuple[Codes, Floats]:
+    """Brute force with the items outside `allowed` excluded from every row."""
+    banned = sp.csr_matrix(np.broadcast_to(~allowed, (len(queries), len(items))))
+    if exclude is not None:
+        banned = sp.csr_matrix(banned + exclude)
+    return brute_force(items, queries, n, banned)
+
+
+@pytest.mark.parametrize("spread", ["skewed", "unit"])
+def test_bounded_search_is_exact(spread: str) -> None:
+    items, queries = skewed(20_000, 32, 40, rng=20)
+    if spread == "unit":  # nothing to prune: it scores every item, still exactly
+        items = items / np.linalg.norm(items, axis=1, keepdims=True)
+    index = ItemIndex.build(items, method="bounded")
+    assert index.kind == "bounded" and index.exact
+    exclude = random_exclusions(40, 20_000, per_row=500, rng=21)
+    allowed = allowed_mask(20_000, 0.4, rng=22)
+    for kwargs, want in [
+        ({}, brute_force(items, queries, 100)),
+        ({"exclude": exclude}, brute_force(items, queries, 100, exclude)),
+        ({"allowed": allowed}, masked_truth(items, queries, 100, allowed)),
+        (
+            {"exclude": exclude, "allowed": allowed},
+            masked_truth(items, queries, 100, allowed, exclude),
+        ),
+    ]:
+        codes, scores = index.search(queries, 100, **kwargs)
+        # the same items, but for float32 near-ties, which either order may break
+        assert recall(codes, want[0]) >= 0.99
+        own = np.einsum("bd,bnd->bn", queries, items[codes])
+        np.testing.assert_allclose(own, want[1], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(scores, want[1], rtol=1e-5, atol=1e-5)
+        if "allowed" in kwargs:
+            assert allowed[codes].all()
+        if "exclude" in kwargs:
+            assert_none_excluded(codes, exclude)
+
+
+def test_bounded_search_pads_when_too_few_items_are_allowed() -> None:
+    items, queries = skewed(3000, 16, 5, rng=23)
+    allowed = np.zeros(3000, dtype=bool)
+    allowed[[5, 900, 2999]] = True
+    codes, scores = ItemIndex.build(items, method="bounded").search(queries, 10, allowed=allowed)
+    assert (np.sort(codes[:, :3], axis=1) == [5, 900, 2999]).all()
+    assert (codes[:, 3:] == -1).all() and np.isneginf(scores[:, 3:]).all()
+
+
+def test_scan_share_is_small_for_skewed_norms_and_whole_for_unit_vectors() -> None:
+    items, queries = skewed(20_000, 32, 64, rng=24)
+    unit = items / np.linalg.norm(items, axis=1, keepdims=True)
+    skewed_share = ann.scan_share(items, queries, n=100)
+    assert skewed_share < 0.25
+    assert ann.scan_share(unit, queries, n=100) == 1.0
+    # against a direct count: the items whose bound reaches each query's 100th best score
+    scores = queries.astype(np.float64) @ items.T.astype(np.float64)
+    threshold = -np.sort(-scores, axis=1)[:, 99]
+    bound = np.linalg.norm(queries, axis=1)[:, None] * np.linalg.norm(items, axis=1)[None, :]
+    direct = np.maximum((bound >= threshold[:, None]).sum(axis=1), 100) / len(items)
+    assert skewed_share == pytest.approx(float(direct.mean()), rel=1e-3)
+
+
+def test_auto_takes_bounded_only_when_the_queries_show_it_pays() -> None:
+    pytest.importorskip("faiss", reason=NO_FAISS)
+    items, queries = skewed(10_000, 16, 64, rng=25)  # a scan of about 16% of the items
+    assert ItemIndex.build(items, min_items=1000, queries=queries).kind == "bounded"
+    assert ItemIndex.build(items, min_items=1000).kind == "hnsw"  # no queries: no estimate
+    unit = items / np.linalg.norm(items, axis=1, keepdims=True)
+    assert ItemIndex.build(unit, min_items=1000, queries=queries).kind == "hnsw"
+    assert ItemIndex.build(items, min_items=1000, queries=queries, bounded_share=0.0).kind == (
+        "hnsw"
+    )
+
+
+def test_bounded_index_round_trips(tmp_path: Path) -> None:
+    items, queries = skewed(3000, 16, 20, rng=26)
+    index = ItemIndex.build(items, method="bounded")
+    index.save(tmp_path)
+    back = ItemIndex.load(tmp_path)
+    assert back.kind == "bounded"
+    np.testing.assert_array_equal(back.search(queries, 30)[0], index.search(queries, 30)[0])
+
+
+@pytest.mark.parametrize("method", ["pq", "hnsw", "ivf"])
+def test_approximate_search_keeps_to_the_allowed_items(method: str) -> None:
+    pytest.importorskip("faiss", reason=NO_FAISS)
+    items, queries = mixture(5000, 32, 50, rng=27)
+    allowed = allowed_mask(5000, 0.3, rng=28)
+    index = ItemIndex.build(items, method=method, min_items=0, nprobe=32)
+    codes, _ = index.search(queries, 20, allowed=allowed)
+    assert (codes >= 0).all() and allowed[codes].all()
+    assert recall(codes, masked_truth(items, queries, 20, allowed)[0]) >= 0.9
+
+
+def test_allowed_of_the_wrong_shape_or_type_names_the_field() -> None:
+    index = ItemIndex.build(np.ones((3, 4)), method="bounded")
+    for bad in (np.ones(4, dtype=bool), np.ones(3)):
+        with pytest.raises(InvalidInput) as raised:
+            index.search(np.ones((1, 4)), 2, allowed=bad)
+        assert raised.value.field == "allowed"
+    with pytest.raises(InvalidInput) as raised:
+        ItemIndex.build(np.ones((3, 4)), bounded_share=1.5)
+    assert raised.value.field == "bounded_share"

@@ -80,8 +80,11 @@ CONFIG_TEMPLATE = """\
 # default_surface = "default"
 # The longest list a request may ask for.
 # max_k = 200
-# Factor models over a catalog of at least this many items retrieve approximately (faiss).
+# Factor models over a catalog of at least this many items retrieve through an item index:
+# "bounded" (exact, scoring items by decreasing norm until none left can enter the list),
+# "hnsw", "pq" or "ivf" (approximate, faiss); "auto" takes bounded when it pays.
 # ann_min_items = 50000
+# retrieval = "auto"
 # How often, in seconds, a worker looks for a new active version or a changed catalog.
 # refresh_s = 1.0
 # Recent items kept per user and per session, and how long a quiet session is kept.

@@ -30,7 +30,7 @@ from penchant.models import MODELS, Blend, Recommender, create_model
 from penchant.models.ann import ItemIndex
 from penchant.models.factors import FactorModel
 from penchant.ranking.state import EXCLUSION_TYPES
-from penchant.settings import Settings
+from penchant.settings import ServingSettings, Settings
 from penchant.store import Store
 
 #: The offline metrics recorded in each model's manifest entry.
@@ -136,7 +136,7 @@ def train(
                 entries[name]["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
                 entries[name]["class"] = type(model).__name__
                 model.save(staging / name)
-                _save_index(model, staging / name, settings.serving.ann_min_items, show)
+                _save_index(model, staging / name, settings.serving, show)
             show("recording purchases and dismissals")
             _save_exclusions(staging, excluding, data)
             manifest = {
@@ -285,10 +285,17 @@ def _save_exclusions(staging: Path, tables: list[pa.Table], data: Dataset) -> No
 
 
 def _save_index(
-    model: Recommender, folder: Path, min_items: int, show: Callable[[str], None]
+    model: Recommender, folder: Path, serving: ServingSettings, show: Callable[[str], None]
 ) -> None:
     """Build a factor model's retrieval index once, here, so serving workers only load it."""
-    if not isinstance(model, FactorModel) or len(model.item_ids_) < min_items:
+    if not isinstance(model, FactorModel) or len(model.item_ids_) < serving.ann_min_items:
         return
     show(f"indexing {len(model.item_ids_):,} items of {model.name} for retrieval")
-    ItemIndex.build(model.item_factors_, min_items=min_items).save(folder / INDEX)
+    index = ItemIndex.build(
+        model.item_factors_,
+        min_items=serving.ann_min_items,
+        method=serving.retrieval,
+        queries=model.sample_users(),
+    )
+    show(f"{model.name}: {index.kind} retrieval")
+    index.save(folder / INDEX)

@@ -47,6 +47,13 @@ class FactorModel(Recommender):
             factors[unknown] = self._fold_in(sp.csr_matrix(history[unknown]))
         return factors
 
+    def sample_users(self, n: int = 256, seed: int = 0) -> FactorArray:
+        """The learned factors of up to n users drawn with `seed`: typical queries, for
+        choosing a retrieval index."""
+        count = len(self.user_factors_)
+        rows = np.random.default_rng(seed).permutation(count)[: min(n, count)]
+        return self.user_factors_[np.sort(rows)]
+
     def _score(self, users: CodeArray, history: sp.csr_matrix) -> ScoreArray:
         factors = self.user_vectors(users, history)
         return np.asarray(factors @ self.item_factors_.T, dtype=np.float32)

@@ -52,7 +52,10 @@ class Engine:
         exclusions: per kind (`purchased`, `dismissed`), a users x items matrix over the
             models' vocabularies of what each trained user bought or dismissed.
         prebuilt: retrieval indexes saved with the bundle, by model name; a factor model
-            without one gets its index built here.
+            without one (or with one of another kind than `retrieval` asks) gets its index
+            built here.
+        retrieval: the index method of factor models (`auto`: `bounded` when it pays for
+            the model's users, else `hnsw`; see `penchant.models.ann`).
 
     Raises:
         ConfigError: a surface's pipeline is invalid.
@@ -71,6 +74,7 @@ class Engine:
         max_k: int = 200,
         exclusions: Mapping[str, sp.csr_matrix] | None = None,
         prebuilt: Mapping[str, ItemIndex] | None = None,
+        retrieval: str = "auto",
     ) -> None:
         if not models:
             raise InvalidInput("a model bundle needs at least one model", field="models")
@@ -90,10 +94,16 @@ class Engine:
                 if not isinstance(model, FactorModel):
                     continue
                 saved = (prebuilt or {}).get(name)
-                if saved is not None and saved.n_items == len(model.item_ids_):
+                fits = saved is not None and saved.n_items == len(model.item_ids_)
+                if saved is not None and fits and retrieval in ("auto", saved.kind):
                     indexes[name] = saved  # built at training
                 else:
-                    indexes[name] = ItemIndex.build(model.item_factors_, min_items=ann_min_items)
+                    indexes[name] = ItemIndex.build(
+                        model.item_factors_,
+                        min_items=ann_min_items,
+                        method=retrieval,
+                        queries=model.sample_users(),
+                    )
         self.serving = Serving(version, dict(models), catalog, indexes)
         configured = dict(surfaces or {})
         names = list(models)

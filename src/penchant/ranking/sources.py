@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from penchant.models.ann import ItemIndex
 from penchant.models.factors import FactorModel
 from penchant.ranking.catalog import micros
 from penchant.ranking.query import CodeArray, Query, Serving
@@ -96,7 +97,7 @@ class ModelSource:
         if index is not None and isinstance(model, FactorModel) and user >= 0:
             # a trained user's learned factors: no history matrix needed
             vector = model.user_factors_[user : user + 1]
-            found, scores = _search(index, model, vector, query, self.n)
+            found, scores = _search(index, vector, query, self.n)
             return merge(candidates, Candidates(found, {self.name: normalized(scores)}))
         known = np.unique(known)
         row = sp.csr_matrix(
@@ -105,30 +106,17 @@ class ModelSource:
         )
         users = np.array([user], dtype=np.int64)
         if index is not None and isinstance(model, FactorModel):
-            found, scores = _search(index, model, model.user_vectors(users, row), query, self.n)
+            found, scores = _search(index, model.user_vectors(users, row), query, self.n)
         else:
             found, scores = _top(model.scores(users, row)[0], query.eligible, self.n)
         return merge(candidates, Candidates(found, {self.name: normalized(scores)}))
 
 
-def _search(
-    index: Any, model: FactorModel, vector: Any, query: Query, n: int
-) -> tuple[CodeArray, ScoreArray]:
-    """Approximate top-n; exact over the eligible items when filters drop too much of it.
-
-    The fetch is sized by the share of the catalog that is eligible. When the filters
-    remove more than that share predicts (the person's taste is what the filter excludes),
-    scoring every item exactly (one product) is cheaper than searching ever deeper.
-    """
-    share = max(float(np.count_nonzero(query.eligible)) / max(len(query.eligible), 1), 0.01)
-    fetch = min(int(np.ceil(n / share * 1.2)), index.n_items)
-    codes, scores = index.search(vector, fetch)
-    codes, scores = codes[0], scores[0]
-    keep = (codes >= 0) & query.eligible[np.maximum(codes, 0)]
-    if keep.sum() >= n or fetch >= index.n_items or codes[-1] < 0:
-        return codes[keep][:n], scores[keep][:n]
-    exact = np.asarray(model.item_factors_ @ vector[0], dtype=np.float32)
-    return _top(exact, query.eligible, n)
+def _search(index: ItemIndex, vector: Any, query: Query, n: int) -> tuple[CodeArray, ScoreArray]:
+    """The index's top-n among the request's eligible items."""
+    codes, scores = index.search(vector, n, allowed=query.eligible[: index.n_items])
+    keep = codes[0] >= 0
+    return codes[0][keep], scores[0][keep]
 
 
 @dataclass

@@ -113,6 +113,7 @@ class ServedModel:
             {name: surface.stages for name, surface in self.settings.surfaces.items()},
             default_surface=serving.default_surface,
             ann_min_items=serving.ann_min_items,
+            retrieval=serving.retrieval,
             max_k=serving.max_k,
             exclusions=bundle.exclusions,
             prebuilt=bundle.indexes,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from operator import itemgetter
 from typing import Any, Final
 
 import numpy as np
@@ -50,6 +49,20 @@ class Scope(StrEnum):
     ADMIN = "admin"
 
 
+#: Per-row text of a `Candidates` table (reasons, sources): a numpy array of objects, so
+#: that taking rows is one indexing operation rather than a Python loop.
+TextColumn = np.ndarray[Any, np.dtype[np.object_]]
+
+
+def text_column(values: Any, n: int | None = None, fill: str | None = None) -> TextColumn:
+    """An object array of strings (or None) from values, or `fill` repeated n times."""
+    if n is not None:
+        return np.full(n, fill, dtype=object)
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
 @dataclass
 class Candidates:
     """The one table every ranking stage takes and returns: items plus named columns.
@@ -58,25 +71,28 @@ class Candidates:
         items: item codes in the serving catalog (int64), one per row, no duplicates.
         columns: named float32 columns aligned with `items` (each source's score, the
             combined `score`, ...); a column a stage has not written is absent.
-        reasons: per row, a short human-readable reason, or None.
-        sources: per row, the name of the source that contributed most, or "".
+        reasons: per row, a short human-readable reason, or None (an object array).
+        sources: per row, the name of the source that contributed most, or "" (an object
+            array).
     """
 
     items: np.ndarray[Any, np.dtype[np.int64]]
     columns: dict[str, np.ndarray[Any, np.dtype[np.float32]]] = field(default_factory=dict)
-    reasons: list[str | None] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
+    reasons: TextColumn = field(default_factory=lambda: text_column(()))
+    sources: TextColumn = field(default_factory=lambda: text_column(()))
 
     def __post_init__(self) -> None:
         self.items = np.asarray(self.items, dtype=np.int64)
         n = len(self.items)
-        if not self.reasons:
-            self.reasons = [None] * n
-        if not self.sources:
-            self.sources = [""] * n
+        if n and not len(self.reasons):
+            self.reasons = text_column((), n)
+        if n and not len(self.sources):
+            self.sources = text_column((), n, "")
         for name, column in self.columns.items():
             if len(column) != n:
                 raise ValueError(f"column {name!r} has {len(column)} rows for {n} items")
+        if len(self.reasons) != n or len(self.sources) != n:
+            raise ValueError(f"reasons and sources need {n} rows")
 
     def __len__(self) -> int:
         return len(self.items)
@@ -99,15 +115,6 @@ class Candidates:
         return Candidates(
             self.items[index],
             {name: col[index] for name, col in self.columns.items()},
-            _pick(self.reasons, index),
-            _pick(self.sources, index),
+            self.reasons[index],
+            self.sources[index],
         )
-
-
-def _pick(values: list[Any], index: np.ndarray[Any, Any]) -> list[Any]:
-    """values[i] for each i in index (itemgetter: a few times faster than a comprehension)."""
-    if len(index) == 0:
-        return []
-    if len(index) == 1:
-        return [values[int(index[0])]]
-    return list(itemgetter(*index.tolist())(values))

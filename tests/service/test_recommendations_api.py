@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from penchant.jobs.train import train
 from penchant.privacy.keys import create_key
 from penchant.schema import Event
 from penchant.service.app import create_app
+from penchant.service.serving import ServedList
 from penchant.settings import Settings, load_settings
 from penchant.store import EventFilter
 
@@ -148,6 +150,22 @@ def test_served_lists_are_logged_as_impressions(client: TestClient) -> None:
     ]
     assert {e.context.request_id for e in logged} == {body["request_id"]}
     assert {e.context.device for e in logged} == {"tv"}
+    assert {e.context.surface for e in logged} == {body["pipeline"]}
+
+
+@pytest.mark.parametrize(("device", "locale"), [(None, None), ("tv", None), (None, "fr-CA")])
+def test_impression_contexts_are_the_json_of_their_fields(
+    device: str | None, locale: str | None
+) -> None:
+    served = ServedList("r1", "u1", None, ["a", "b", "c"], 'home "x"', device, locale, 0)
+    for position, text in enumerate(served.contexts()):
+        want: dict[str, object] = {"request_id": "r1", "surface": 'home "x"'}
+        if device is not None:
+            want["device"] = device
+        want["position"] = position
+        if locale is not None:
+            want["locale"] = locale
+        assert json.loads(text) == want
 
 
 def test_recommendations_need_the_recs_scope(client: TestClient) -> None:

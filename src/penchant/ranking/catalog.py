@@ -63,6 +63,9 @@ class ServingCatalog:
         init=False, default_factory=dict
     )
     _kinds: dict[str, sp.csr_matrix] = field(init=False, default_factory=dict)
+    _only: dict[str, np.ndarray[Any, np.dtype[np.int64]] | None] = field(
+        init=False, default_factory=dict
+    )
     _allowed: dict[tuple[str, int], BoolArray] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -164,6 +167,19 @@ class ServingCatalog:
             cached = sp.csr_matrix(self.labels[:, self.label_columns(kind)])
             self._kinds[kind] = cached
         return cached
+
+    def only_label(self, kind: str) -> np.ndarray[Any, np.dtype[np.int64]] | None:
+        """When no item carries more than one label of `kind`: per item, the column of its
+        label in `kind_labels(kind)` (-1 for none); otherwise None."""
+        if kind not in self._only:
+            matrix = self.kind_labels(kind)
+            counts = np.diff(matrix.indptr)
+            only = None
+            if not len(counts) or counts.max() <= 1:
+                only = np.full(len(counts), -1, dtype=np.int64)
+                only[counts == 1] = matrix.indices[matrix.indptr[:-1][counts == 1]]
+            self._only[kind] = only
+        return self._only[kind]
 
     def items_with(self, labels: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
         """The codes of the items carrying any of the given label codes (e.g. providers)."""

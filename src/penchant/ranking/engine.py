@@ -157,8 +157,8 @@ class Engine:
         return Ranked(
             item_ids=[str(catalog.ids[c]) for c in out.items],
             scores=[round(float(s), 6) for s in out.column(SCORE)],
-            reasons=list(out.reasons),
-            sources=list(out.sources),
+            reasons=out.reasons.tolist(),
+            sources=out.sources.tolist(),
             pipeline=pipeline.name,
             version=self.version,
         )
@@ -198,24 +198,17 @@ class Engine:
         if request.user_id is not None:
             user_code = int(self._users.user_codes([request.user_id])[0])
             if user_code >= 0:
-                trained = self._users.history_[user_code].indices.astype(np.int64)
+                trained = _row(self._users.history_, user_code)
         session_items = _codes(catalog, session.recent)
         online = np.concatenate([_codes(catalog, user.recent), session_items])
-        history = _unique_first(np.concatenate([online, trained]))
+        history = _unique_first(np.concatenate([online, trained])) if len(online) else trained
         online = online[online < catalog.n_model]
-        fresh = user_code >= 0 and bool(np.setdiff1d(online, trained).size)
-        purchased = np.concatenate(
-            [
-                _codes(catalog, user.purchased + session.purchased),
-                self._trained(user_code, "purchased"),
-            ]
-        )
-        dismissed = np.concatenate(
-            [
-                _codes(catalog, user.dismissed + session.dismissed),
-                self._trained(user_code, "dismissed"),
-            ]
-        )
+        fresh = user_code >= 0 and bool(len(online)) and bool(np.setdiff1d(online, trained).size)
+        purchased = _codes(catalog, user.purchased + session.purchased)
+        dismissed = _codes(catalog, user.dismissed + session.dismissed)
+        if user_code >= 0:
+            purchased = np.concatenate([purchased, self._trained(user_code, "purchased")])
+            dismissed = np.concatenate([dismissed, self._trained(user_code, "dismissed")])
         filters = pipeline.filters.merged(request.filters)
         eligible = catalog.allowed(filters, now)
         self._exclude(eligible, filters, request, history, purchased, dismissed)
@@ -241,7 +234,7 @@ class Engine:
         matrix = self.exclusions.get(kind)
         if matrix is None or user_code < 0:
             return np.zeros(0, dtype=np.int64)
-        return np.asarray(matrix[user_code].indices, dtype=np.int64)
+        return _row(matrix, user_code)
 
     def _exclude(
         self,
@@ -272,6 +265,11 @@ def _codes(catalog: ServingCatalog, ids: Sequence[str]) -> CodeArray:
         return np.zeros(0, dtype=np.int64)
     codes = catalog.codes(ids)
     return codes[codes >= 0]
+
+
+def _row(matrix: sp.csr_matrix, row: int) -> CodeArray:
+    """The column codes of one CSR row (scipy's row indexing costs far more)."""
+    return np.asarray(matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]], np.int64)
 
 
 def _unique_first(codes: CodeArray) -> CodeArray:

@@ -30,43 +30,57 @@ class Explain:
 
     def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
         catalog = serving.catalog
+        reasons = candidates.reasons
+        because: dict[str, list[int]] = {}  # source -> rows whose reason names a past item
         for row, source in enumerate(candidates.sources):
-            if candidates.reasons[row] is not None:
+            if reasons[row] is not None:
                 continue
-            code = int(candidates.items[row])
-            if source in self.user_sources:
-                candidates.reasons[row] = self._because(code, query.history, source, serving, "")
-            elif source == "session":
-                candidates.reasons[row] = self._because(
-                    code, query.session, source, serving, " in this session"
-                )
+            if source in self.user_sources or source == "session":
+                because.setdefault(source, []).append(row)
             elif source == "similar" and "page_item" in query.notes:
-                candidates.reasons[row] = f"similar to {catalog.name(query.notes['page_item'])}"
+                reasons[row] = f"similar to {catalog.name(query.notes['page_item'])}"
             elif source == "trending":
                 where = query.notes.get("trending_in")
-                candidates.reasons[row] = f"trending in {where}" if where else "trending now"
+                reasons[row] = f"trending in {where}" if where else "trending now"
             elif source == "followed":
-                provider = catalog.label_names(code, "provider")
+                provider = catalog.label_names(int(candidates.items[row]), "provider")
                 who = provider[0] if provider else "a provider"
-                candidates.reasons[row] = f"new from {who}, a provider you follow"
+                reasons[row] = f"new from {who}, a provider you follow"
             elif source == "exploration":
-                candidates.reasons[row] = "something new to discover"
+                reasons[row] = "something new to discover"
             else:
-                candidates.reasons[row] = "recommended for you"
+                reasons[row] = "recommended for you"
+        for source, rows in because.items():
+            session = source == "session"
+            history = query.session if session else query.history
+            suffix = " in this session" if session else ""
+            named = self._because(candidates.items[rows], history, source, serving)
+            for row, anchor in zip(rows, named, strict=True):
+                reasons[row] = (
+                    "recommended for you"
+                    if anchor < 0
+                    else f"because you {self.verb} {catalog.name(anchor)}{suffix}"
+                )
         return candidates
 
     def _because(
-        self, code: int, history: CodeArray, source: str, serving: Serving, suffix: str
-    ) -> str:
-        """Name the consumed item most similar to the recommended one."""
+        self, codes: CodeArray, history: CodeArray, source: str, serving: Serving
+    ) -> list[int]:
+        """Per recommended item, the consumed item most like it (-1: none is alike)."""
         catalog = serving.catalog
         anchors = history[history < catalog.n_model][:ANCHORS]
-        model_name = self.similarity or self.source_models.get(source, "")
-        model = serving.models.get(model_name)
-        if model is None or not len(anchors) or code >= catalog.n_model:
-            return "recommended for you"
-        similarity = model.item_similarity(np.array([code]), anchors)[0]
-        best = int(np.argmax(similarity))
-        if not similarity[best] > 0:
-            return "recommended for you"
-        return f"because you {self.verb} {catalog.name(int(anchors[best]))}{suffix}"
+        model = serving.models.get(self.similarity or self.source_models.get(source, ""))
+        known = codes < catalog.n_model
+        out = [-1] * len(codes)
+        if model is None or not len(anchors) or not known.any():
+            return out
+        rows = np.flatnonzero(known)
+        similarity = model.item_similarity(codes[rows], anchors)
+        best = similarity.argmax(axis=1)
+        alike = similarity[np.arange(len(rows)), best] > 0
+        for row, anchor, ok in zip(
+            rows.tolist(), anchors[best].tolist(), alike.tolist(), strict=True
+        ):
+            if ok:
+                out[row] = anchor
+        return out

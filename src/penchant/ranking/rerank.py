@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from penchant.ranking.query import Query, Serving
 from penchant.ranking.stages import BURIED, PIN, SCORE, append_rows
@@ -38,19 +39,30 @@ class Diversity:
         kind = serving.catalog.kind_labels(self.by)
         if not kind.shape[1]:
             return candidates
-        dense = np.asarray(kind[candidates.items[head]].toarray() > 0, dtype=np.float32)
+        # shared[i, j]: how many labels rows i and j have in common
+        only = serving.catalog.only_label(self.by)
+        if only is not None:  # one label per item at most: a comparison
+            labels = only[candidates.items[head]]
+            shared = ((labels[:, None] == labels[None, :]) & (labels >= 0)[:, None]).astype(
+                np.float64
+            )
+        else:
+            dense = _dense_rows(kind, candidates.items[head])
+            shared = dense @ dense.T
         score = candidates.column(SCORE)[head].astype(np.float64)
         spread = float(score.max() - score.min()) or 1.0
         relevance = (score - score.min()) / spread
         picked: list[int] = []
-        used = np.zeros(dense.shape[1], dtype=np.float32)  # labels shown so far, counted
-        value = relevance.copy()
+        repeats = np.zeros(len(head), dtype=np.float64)  # per row: labels shown so far
+        open_rows = relevance.copy()  # relevance, -inf once picked
+        value, penalty = relevance.copy(), np.empty(len(head), dtype=np.float64)
         for step in range(min(len(head), query.k)):
-            best = int(np.argmax(value))
+            best = int(value.argmax())
             picked.append(best)
-            used += dense[best]
-            value = relevance - self.strength * (dense @ used) / (step + 1)
-            value[picked] = -np.inf
+            open_rows[best] = -np.inf
+            repeats += shared[best]
+            np.multiply(repeats, self.strength / (step + 1), out=penalty)
+            np.subtract(open_rows, penalty, out=value)
         left = np.ones(len(head), dtype=bool)
         left[picked] = False
         order = np.concatenate(
@@ -102,6 +114,19 @@ class Exploration:
         rest = [r for r in free if r not in set(head)]
         pinned = [int(i) for i in np.flatnonzero(candidates.column(PIN) > 0)]
         return candidates.take(np.array(head + rest + pinned, dtype=np.int64))
+
+
+def _dense_rows(matrix: sp.csr_matrix, rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Rows of a 0/1 CSR matrix as a dense float64 array (scipy's row indexing costs more
+    than this on a hundred rows)."""
+    starts = matrix.indptr[rows]
+    lengths = matrix.indptr[rows + 1] - starts
+    total = int(lengths.sum())
+    within = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    cols = matrix.indices[np.repeat(starts, lengths) + within]
+    dense = np.zeros((len(rows), matrix.shape[1]), dtype=np.float64)
+    dense[np.repeat(np.arange(len(rows)), lengths), cols] = 1.0
+    return dense
 
 
 def person_seed(who: str, surface: str, hour: int) -> int:

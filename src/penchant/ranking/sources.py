@@ -19,23 +19,27 @@ ScoreArray = np.ndarray[Any, np.dtype[np.float32]]
 
 
 def merge(base: Candidates, new: Candidates) -> Candidates:
-    """The union of two candidate tables; a column missing on one side is 0 there."""
+    """The union of two candidate tables; a column missing on one side is 0 there.
+
+    Rows keep the order items were first proposed in. A dict finds the rows of `new` in
+    `base`: on lists of a few hundred items it is several times faster than sorting.
+    """
     if not len(base):
         return new
     if not len(new):
         return base
-    items = np.concatenate([base.items, new.items])
-    ordered, first = np.unique(items, return_index=True)
-    order = np.argsort(first, kind="stable")  # keep the order items were first proposed in
-    position = np.empty(len(ordered), dtype=np.int64)
-    position[order] = np.arange(len(ordered))
-    unique = ordered[order]
+    row_of = dict(zip(base.items.tolist(), range(len(base)), strict=True))
+    rows = np.fromiter((row_of.get(i, -1) for i in new.items.tolist()), np.int64, len(new))
+    fresh = rows < 0
+    rows[fresh] = np.arange(len(base), len(base) + int(np.count_nonzero(fresh)))
+    unique = np.concatenate([base.items, new.items[fresh]])
     columns: dict[str, ScoreArray] = {}
-    for table in (base, new):
-        rows = position[np.searchsorted(ordered, table.items)]
-        for name, col in table.columns.items():
-            out = columns.setdefault(name, np.zeros(len(unique), dtype=np.float32))
-            out[rows] = np.maximum(out[rows], col)
+    for name, col in base.columns.items():
+        columns[name] = out = np.zeros(len(unique), dtype=np.float32)
+        out[: len(base)] = col
+    for name, col in new.columns.items():
+        out = columns.setdefault(name, np.zeros(len(unique), dtype=np.float32))
+        out[rows] = np.maximum(out[rows], col)
     return Candidates(unique, columns)
 
 

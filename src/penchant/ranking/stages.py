@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from penchant.ranking.query import Query, Serving
-from penchant.types import Candidates
+from penchant.types import Candidates, text_column
 
 #: Columns stages write that are not source scores.
 SCORE, BURIED, PIN = "score", "buried", "pin"
@@ -34,7 +34,7 @@ class Score:
         score = parts.sum(axis=0).astype(np.float32)
         leading = parts.argmax(axis=0)
         candidates.columns[SCORE] = score
-        candidates.sources = [names[i] for i in leading]
+        candidates.sources = text_column(names)[leading]
         return candidates.take(np.lexsort((candidates.items, -score)))
 
 
@@ -107,8 +107,8 @@ def append_rows(candidates: Candidates, extra: Candidates) -> Candidates:
     return Candidates(
         np.concatenate([candidates.items, extra.items]),
         {n: np.concatenate([candidates.column(n), extra.column(n)]) for n in names},
-        candidates.reasons + extra.reasons,
-        candidates.sources + extra.sources,
+        np.concatenate([candidates.reasons, extra.reasons]),
+        np.concatenate([candidates.sources, extra.sources]),
     )
 
 
@@ -116,6 +116,8 @@ def place_pins(candidates: Candidates, k: int) -> Candidates:
     """The first k rows in order, with pinned rows moved to their positions (1-based)."""
     pins = candidates.column(PIN)
     pinned = np.flatnonzero(pins > 0)
+    if not len(pinned):
+        return candidates.take(np.arange(min(k, len(candidates))))
     rest = [int(i) for i in np.flatnonzero(pins == 0)]
     order: list[int] = rest[:k]
     for row in sorted(pinned.tolist(), key=lambda r: pins[r]):

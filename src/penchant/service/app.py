@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.vocabulary = EventVocabulary(settings.events.custom_types)
-    routers = (health.router, events.router, catalog.items, catalog.users, recommendations.router)
+    # the hot routes first: a request is matched against the routes in order
+    routers = (recommendations.router, health.router, events.router, catalog.items, catalog.users)
     for router in routers:
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes)

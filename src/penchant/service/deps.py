@@ -8,7 +8,7 @@ request in a measurement.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -87,9 +87,33 @@ async def get_key(
         Unauthorized: no bearer key, or one that is invalid or revoked.
     """
     if credentials is None:
-        raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
+        raise Unauthorized(_NO_KEY)
+    return await _record(request, credentials.credentials)
+
+
+_NO_KEY = "an API key is required: send Authorization: Bearer <key>"
+#: The `openapi_extra` of routes that call `authorize` themselves instead of a dependency.
+BEARER: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
+
+
+async def authorize(request: Request, scope: Scope) -> ApiKeyRecord:
+    """The request's API key, checked for `scope`: what `scoped(scope)` gives, for the hot
+    routes that skip FastAPI's dependency resolution (a third of their own cost).
+
+    Raises:
+        Unauthorized: no bearer key, or one that is invalid or revoked.
+        Forbidden: the key lacks the scope.
+    """
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(_NO_KEY)
+    key = await _record(request, token.strip())
+    require_scope(key, scope)
+    return key
+
+
+async def _record(request: Request, token: str) -> ApiKeyRecord:
     keys: CachedKeys = request.app.state.keys
-    token = credentials.credentials
     if keys.cached(token):
         return authenticate(keys, token)
     return await run_in_threadpool(authenticate, keys, token)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,80 +143,86 @@ class ServedList:
     locale: str | None
     ts: int  # microseconds since the epoch
 
-    def context(self, position: int) -> str:
-        """The stored context of the impression at `position` (as `context_json` writes it)."""
-        fields: dict[str, object] = {"request_id": self.request_id, "surface": self.surface}
+    def contexts(self) -> list[str]:
+        """The stored context of each impression, by position: request_id, surface, device,
+        position, locale (as `context_json` writes them), the shared fields serialized once."""
+        head = {"request_id": self.request_id, "surface": self.surface}
         if self.device is not None:
-            fields["device"] = self.device
-        fields["position"] = position
-        if self.locale is not None:
-            fields["locale"] = self.locale
-        return orjson.dumps(fields).decode()
+            head["device"] = self.device
+        start = orjson.dumps(head).decode()[:-1] + ',"position":'
+        end = (
+            "}" if self.locale is None else "," + orjson.dumps({"locale": self.locale}).decode()[1:]
+        )
+        return [f"{start}{p}{end}" for p in range(len(self.item_ids))]
 
 
 @dataclass
 class Impressions:
     """Served lists become impression events, stored in batches by a background thread.
 
-    Requests only enqueue; the thread builds one columnar batch every `interval_s` (or at
-    `batch` events) and appends it, so recommendation latency never waits for a database
-    write. Impressions still queued when the process is killed are lost (they are logs, not
-    acknowledged writes); `close` flushes.
+    Requests only append to a queue (no lock, no wake-up); the thread wakes every
+    `interval_s`, builds columnar batches of at most `batch` lists and appends them, so
+    recommendation latency never waits for a database write. Impressions carry no event id
+    (the server makes each once, so there is nothing to deduplicate): `context.request_id`
+    and `context.position` identify them. Impressions still queued when the process is
+    killed are lost (they are logs, not acknowledged writes); `close` flushes.
     """
 
     store: Store
     interval_s: float = 0.2
-    batch: int = 5_000
-    _queue: queue.Queue[tuple[str, ServedList] | None] = field(default_factory=queue.Queue)
+    batch: int = 1_000
+    _queue: deque[tuple[str, ServedList]] = field(default_factory=deque)
+    _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the writer thread."""
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="impressions", daemon=True)
         self._thread.start()
 
     def log(self, tenant: str, served: ServedList) -> None:
         """Queue the impressions of one served list."""
-        self._queue.put((tenant, served))
+        self._queue.append((tenant, served))
 
     def close(self, timeout: float = 10.0) -> None:
         """Store what is queued and stop the thread."""
         if self._thread is not None:
-            self._queue.put(None)
+            self._stop.set()
             self._thread.join(timeout)
             self._thread = None
 
     def _run(self) -> None:
-        stop = False
-        while not stop:
+        while not self._stop.wait(self.interval_s):
+            self._drain()
+        self._drain()
+
+    def _drain(self) -> None:
+        """Store what was queued when it started (what arrives meanwhile waits for the next
+        round, so that batches stay large)."""
+        left = len(self._queue)
+        while left > 0:
             pending: dict[str, list[ServedList]] = {}
-            deadline = time.monotonic() + self.interval_s
-            count = 0
-            while count < self.batch:
-                try:
-                    entry = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if entry is None:
-                    stop = True
-                    break
-                pending.setdefault(entry[0], []).append(entry[1])
-                count += len(entry[1].item_ids)
+            for _ in range(min(self.batch, left)):
+                tenant, served = self._queue.popleft()
+                pending.setdefault(tenant, []).append(served)
+            left -= self.batch
             for tenant, lists in pending.items():
                 self._write(tenant, lists)
 
     def _write(self, tenant: str, lists: list[ServedList]) -> None:
         sizes = [len(s.item_ids) for s in lists]
+        total = sum(sizes)
         table = pa.table(
             {
-                "event_id": [f"{s.request_id}:{p}" for s in lists for p in range(len(s.item_ids))],
+                "event_id": pa.nulls(total, pa.string()),
                 "user_id": pa.array([s.user_id for s in lists]).take(_repeat(sizes)),
                 "session_id": pa.array([s.session_id for s in lists]).take(_repeat(sizes)),
                 "item_id": [i for s in lists for i in s.item_ids],
-                "type": pa.array(["impression"] * sum(sizes)),
-                "value": pa.nulls(sum(sizes), pa.float64()),
+                "type": pa.array(["impression"] * total),
+                "value": pa.nulls(total, pa.float64()),
                 "ts": pa.array([s.ts for s in lists], pa.int64()).take(_repeat(sizes)),
-                "context": [s.context(p) for s in lists for p in range(len(s.item_ids))],
+                "context": [c for s in lists for c in s.contexts()],
             },
             schema=EVENT_TABLE_SCHEMA,
         )

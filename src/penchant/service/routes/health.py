@@ -11,6 +11,6 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=HealthOut)
-def health() -> HealthOut:
+async def health() -> HealthOut:
     """Answer while the service runs; needs no API key."""
     return HealthOut(status="ok", version=__version__)

@@ -1,11 +1,14 @@
-"""A light HTTP load generator for `POST /v1/recommendations`: closed loop, keep-alive.
+"""A light HTTP load generator for `POST /v1/recommendations`: keep-alive, closed or open loop.
 
 `--concurrency` connections, each sending its next request as soon as the previous answer
-is read, from one asyncio loop (uvloop where installed) over plain streams with a
-hand-written HTTP/1.1 exchange, so that the generator costs the machine little CPU. Every
-request asks for `--k` items for a random known user (`u0000000`.. `--users`) with the
-serving benchmark's filters. It stops after `--requests` measured requests or `--seconds`
-seconds, whichever comes first, after `--warmup` requests that are not measured.
+is read (closed loop), or with `--rate R` requests sent on a fixed schedule of R a second
+over the connections (open loop: a request's latency counts from when it was due, so time
+spent waiting for a free connection is measured, not hidden), from one asyncio loop
+(uvloop where installed) over plain streams with a hand-written HTTP/1.1 exchange, so that
+the generator costs the machine little CPU. Every request asks for `--k` items for a random
+known user (`u0000000`.. `--users`) with the serving benchmark's filters. It stops after
+`--requests` measured requests or `--seconds` seconds, whichever comes first, after
+`--warmup` requests that are not measured.
 
 With `--get /health` it sends that instead: what the HTTP stack costs on its own.
 
@@ -105,36 +108,75 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     counts = {"sent": 0, "errors": 0, "empty": 0}
     first_error: list[str] = []
 
+    async def exchange(client: Client, since: float, record: bool) -> None:
+        """One request; its latency counts from `since` (when it was due to be sent)."""
+        body = None if args.get else body_for(rng, args.users, args.k)
+        try:
+            status, data = await client.post(body)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            client.close()
+            status, data = 0, repr(exc).encode()
+        elapsed = time.perf_counter() - since
+        if not record:
+            return
+        if status != 200:
+            counts["errors"] += 1
+            if not first_error:
+                first_error.append(f"{status}: {data[:300].decode(errors='replace')}")
+            return
+        latencies.append(elapsed)
+        if not args.get and b'"items":[]' in data:
+            counts["empty"] += 1
+
     async def loop(client: Client, budget: int, deadline: float, record: bool) -> None:
+        """Closed loop: the next request as soon as the answer is read."""
         while counts["sent"] < budget and time.monotonic() < deadline:
             counts["sent"] += 1
-            body = None if args.get else body_for(rng, args.users, args.k)
-            began = time.perf_counter()
+            await exchange(client, time.perf_counter(), record)
+
+    async def paced(budget: int, seconds: float, record: bool) -> None:
+        """Open loop: request i is due at i / rate seconds and goes out on the connection
+        idle longest; a request that finds every connection busy waits, and that wait
+        counts in its latency (no coordinated omission)."""
+        idle: asyncio.Queue[Client] = asyncio.Queue()
+        for client in clients:
+            idle.put_nowait(client)
+        pending: set[asyncio.Task[None]] = set()
+
+        async def one(client: Client, due: float) -> None:
             try:
-                status, data = await client.post(body)
-            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                client.close()
-                status, data = 0, repr(exc).encode()
-            elapsed = time.perf_counter() - began
-            if not record:
-                continue
-            if status != 200:
-                counts["errors"] += 1
-                if not first_error:
-                    first_error.append(f"{status}: {data[:300].decode(errors='replace')}")
-                continue
-            latencies.append(elapsed)
-            if not args.get and b'"items":[]' in data:
-                counts["empty"] += 1
+                await exchange(client, due, record)
+            finally:
+                idle.put_nowait(client)
+
+        start = time.perf_counter()
+        for i in range(budget):
+            due = start + i / args.rate
+            if due - start >= seconds:
+                break
+            if due > time.perf_counter():
+                await asyncio.sleep(due - time.perf_counter())
+            client = await idle.get()
+            counts["sent"] += 1
+            task = asyncio.create_task(one(client, due))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        await asyncio.gather(*pending)
 
     far = time.monotonic() + 600
-    await asyncio.gather(*(loop(c, args.warmup, far, False) for c in clients))
+    if args.rate:
+        await paced(args.warmup, 600.0, False)
+    else:
+        await asyncio.gather(*(loop(c, args.warmup, far, False) for c in clients))
     counts.update(sent=0, errors=0, empty=0)
     print("measuring", flush=True)  # tells a watching process that warm-up is over
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     began = time.perf_counter()
-    deadline = time.monotonic() + args.seconds
-    await asyncio.gather(*(loop(c, args.requests, deadline, True) for c in clients))
+    if args.rate:
+        await paced(args.requests, args.seconds, True)
+    else:
+        deadline = time.monotonic() + args.seconds
+        await asyncio.gather(*(loop(c, args.requests, deadline, True) for c in clients))
     wall = time.perf_counter() - began
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     for client in clients:
@@ -154,6 +196,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "first_error": first_error[0] if first_error else None,
         "empty": counts["empty"],
         "concurrency": args.concurrency,
+        "offered_rps": args.rate or None,
         "wall_s": round(wall, 2),
         "throughput_rps": round(len(latencies) / wall, 1) if wall else 0.0,
         "p50_ms": pct(0.50),
@@ -181,6 +224,9 @@ def main() -> None:
     parser.add_argument("--connect-gap-ms", type=float, default=10.0, help="between connects")
     parser.add_argument("--get", metavar="PATH", help="GET this path instead (e.g. /health)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="open loop at this many requests/s (0: closed)"
+    )
     args = parser.parse_args()
     try:
         import uvloop

@@ -47,9 +47,13 @@ def start_server(
         RuntimeError: the server exited or did not answer in time (it is killed then).
     """
     environment = os.environ | {"PENCHANT_DATA_DIR": str(data_dir)} | (env or {})
-    command = [sys.executable, "-m", "uvicorn", "--factory", APP_FACTORY]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    command += ["--no-access-log", "--log-level", "warning"]
+    if workers > 1:  # `penchant serve`: one listening socket per worker (service.workers)
+        command = [sys.executable, "-m", "penchant", "serve", "--data-dir", str(data_dir)]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    else:
+        command = [sys.executable, "-m", "uvicorn", "--factory", APP_FACTORY]
+        command += ["--host", "127.0.0.1", "--port", str(port)]
+        command += ["--no-access-log", "--log-level", "warning"]
     if log is None:
         server = subprocess.Popen(command, env=environment)
     else:

@@ -335,12 +335,15 @@ class ItemIndex:
                 end = min(total, start + size)
                 found = self._order[start:end]
                 got = self._sorted[start:end] @ vector
+                if len(best) == n:  # the list is full: only what beats its last can enter
+                    above = np.flatnonzero(got > best.min())
+                    found, got = found[above], got[above]
                 if allow is not None or (banned is not None and len(banned)):
                     ok = np.ones(len(found), dtype=bool) if allow is None else allow[found]
                     if banned is not None and len(banned):
                         at = np.minimum(np.searchsorted(banned, found), len(banned) - 1)
                         ok &= banned[at] != found
-                    got[~ok] = -np.inf  # cheaper than compressing both arrays
+                    found, got = found[ok], got[ok]
                 if len(best):
                     found = np.concatenate([best_codes, found])
                     got = np.concatenate([best, got])
@@ -356,7 +359,6 @@ class ItemIndex:
                         break
                     size = min(size, limit - start)
             order = np.lexsort((best_codes, -best))
-            order = order[np.isfinite(best[order])]
             codes[row, : len(order)] = best_codes[order]
             scores[row, : len(order)] = best[order]
         return codes, scores

@@ -1,9 +1,9 @@
 """A light HTTP load generator for `POST /v1/recommendations`: keep-alive, closed or open loop.
 
 `--concurrency` connections, each sending its next request as soon as the previous answer
-is read (closed loop), or with `--rate R` requests sent on a fixed schedule of R a second
-over the connections (open loop: a request's latency counts from when it was due, so time
-spent waiting for a free connection is measured, not hidden), from one asyncio loop
+is read (closed loop), or with `--rate R` requests sent on a fixed schedule of R a second,
+in turn over the connections (open loop: a request's latency counts from when it was due,
+so time spent waiting for its connection is measured, not hidden), from one asyncio loop
 (uvloop where installed) over plain streams with a hand-written HTTP/1.1 exchange, so that
 the generator costs the machine little CPU. Every request asks for `--k` items for a random
 known user (`u0000000`.. `--users`) with the serving benchmark's filters. It stops after
@@ -135,33 +135,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await exchange(client, time.perf_counter(), record)
 
     async def paced(budget: int, seconds: float, record: bool) -> None:
-        """Open loop: request i is due at i / rate seconds and goes out on the connection
-        idle longest; a request that finds every connection busy waits, and that wait
-        counts in its latency (no coordinated omission)."""
-        idle: asyncio.Queue[Client] = asyncio.Queue()
-        for client in clients:
-            idle.put_nowait(client)
-        pending: set[asyncio.Task[None]] = set()
-
-        async def one(client: Client, due: float) -> None:
-            try:
-                await exchange(client, due, record)
-            finally:
-                idle.put_nowait(client)
-
+        """Open loop: request i is due at i / rate seconds and goes out on connection
+        i mod concurrency (as wrk2 schedules); a request whose connection is still busy goes
+        out late, and its latency still counts from when it was due (no coordinated
+        omission)."""
         start = time.perf_counter()
-        for i in range(budget):
-            due = start + i / args.rate
-            if due - start >= seconds:
-                break
-            if due > time.perf_counter():
-                await asyncio.sleep(due - time.perf_counter())
-            client = await idle.get()
-            counts["sent"] += 1
-            task = asyncio.create_task(one(client, due))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-        await asyncio.gather(*pending)
+        total = min(budget, int(seconds * args.rate))
+        width = len(clients)
+
+        async def connection(j: int) -> None:
+            for i in range(j, total, width):
+                due = start + i / args.rate
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                counts["sent"] += 1
+                await exchange(clients[j], due, record)
+
+        await asyncio.gather(*(connection(j) for j in range(width)))
 
     far = time.monotonic() + 600
     if args.rate:

@@ -44,3 +44,35 @@ def test_an_erased_user_id_is_gone_from_the_dictionary(store_url: str) -> None:
     entries = _entries(store_url)
     assert all(key != "alice" for _, key in entries)
     assert (KIND_USER, "bob") in entries
+
+
+def test_a_few_keys_against_a_large_cache_read_the_same_codes(store_url: str) -> None:
+    """Past 64 cached entries per key, encoding asks the database: same codes, new keys made."""
+    store = open_store(store_url)
+    try:
+        many = [Event(user_id=f"u{i}", item_id=f"i{i}", type="view") for i in range(700)]
+        store.events.append("t", many)  # the cache now holds 700 users and 700 items
+        store.events.append(
+            "t",
+            [
+                Event(user_id="u5", item_id="i7", type="view"),
+                Event(user_id="newcomer", item_id="i7", type="click"),
+            ],
+        )
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(dictionary.c.kind, dictionary.c.key, dictionary.c.ix)).all()
+        ix = {(int(kind), str(key)): int(code) for kind, key, code in rows}
+        assert (KIND_USER, "newcomer") in ix and len(ix) == 700 + 700 + 2 + 1
+        stored = [
+            (e.user_id, e.item_id, e.type)
+            for batch in store.events.scan("t")
+            for e in batch
+            if e.user_id in {"u5", "newcomer"}
+        ]
+        assert sorted(stored) == [
+            ("newcomer", "i7", "click"),
+            ("u5", "i5", "view"),
+            ("u5", "i7", "view"),
+        ]
+    finally:
+        store.close()

@@ -17,6 +17,8 @@ from penchant.store.sql.tables import dictionary, tenants
 
 _CHUNK = 500  # keeps every IN (...) list under SQLite's parameter limit
 _MAX_CACHED = 4_000_000  # entries per tenant and kind before the cache starts over
+#: Past this many cached entries per key looked up, `encode` asks the database instead.
+_CACHE_PER_KEY = 64
 
 Codes = NDArray[np.int64]
 
@@ -107,6 +109,12 @@ class Dictionary:
             One code per key, in order.
         """
         known = self._codes.get((tenant_ix, kind))
+        if known is not None and len(known[1]) > _CACHE_PER_KEY * len(keys):
+            # A lookup in the cache hashes all of it (pyarrow keeps no hash table between
+            # calls): for a few keys against a large cache, the database's index is cheaper.
+            names = keys.to_pylist()
+            found = self._create(conn, tenant_ix, kind, names)
+            return np.fromiter((found[k] for k in names), dtype=np.int64, count=len(names))
         codes = np.empty(len(keys), dtype=np.int64)
         if known is None:
             hit = np.zeros(len(keys), dtype=bool)

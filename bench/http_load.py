@@ -1,12 +1,13 @@
 """A light HTTP load generator for `POST /v1/recommendations`: keep-alive, closed or open loop.
 
 `--concurrency` connections, each sending its next request as soon as the previous answer
-is read (closed loop), or with `--rate R` requests sent on a fixed schedule of R a second,
-in turn over the connections (open loop: a request's latency counts from when it was due,
-so time spent waiting for its connection is measured, not hidden), from one asyncio loop
-(uvloop where installed) over plain streams with a hand-written HTTP/1.1 exchange, so that
-the generator costs the machine little CPU. Every request asks for `--k` items for a random
-known user (`u0000000`.. `--users`) with the serving benchmark's filters. It stops after
+is read (closed loop), or with `--rate R` requests due on a fixed schedule of R a second,
+each sent by the next free connection (open loop: a request's latency counts from when it
+was due, so time spent waiting for a free connection is measured, not hidden), from one
+asyncio loop (uvloop where installed) over plain streams with a hand-written HTTP/1.1
+exchange, so that the generator costs the machine little CPU. Every request asks for `--k`
+items for a random known user (`u0000000`.. `--users`) with the serving benchmark's
+filters. It stops after
 `--requests` measured requests or `--seconds` seconds, whichever comes first, after
 `--warmup` requests that are not measured.
 
@@ -135,24 +136,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await exchange(client, time.perf_counter(), record)
 
     async def paced(budget: int, seconds: float, record: bool) -> None:
-        """Open loop: request i is due at i / rate seconds and goes out on connection
-        i mod concurrency (as wrk2 schedules); a request whose connection is still busy goes
-        out late, and its latency still counts from when it was due (no coordinated
-        omission)."""
+        """Open loop: request i is due at i / rate seconds. A connection that is free takes
+        the next request not yet taken and sends it when due, as a client's connection pool
+        would; a request that no connection was free to take goes out late, and its latency
+        still counts from when it was due (no coordinated omission)."""
         start = time.perf_counter()
         total = min(budget, int(seconds * args.rate))
-        width = len(clients)
+        taken = 0
 
-        async def connection(j: int) -> None:
-            for i in range(j, total, width):
-                due = start + i / args.rate
+        async def connection(client: Client) -> None:
+            nonlocal taken
+            while taken < total:
+                due = start + taken / args.rate
+                taken += 1
                 wait = due - time.perf_counter()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 counts["sent"] += 1
-                await exchange(clients[j], due, record)
+                await exchange(client, due, record)
 
-        await asyncio.gather(*(connection(j) for j in range(width)))
+        await asyncio.gather(*(connection(c) for c in clients))
 
     far = time.monotonic() + 600
     if args.rate:

@@ -535,7 +535,9 @@ def drive(
     )
     assert load.stdout is not None
     line = load.stdout.readline()  # `measuring`: the connections are open, warm-up done
-    cpu_before = {p: _cpu_seconds(p) for p in {server.pid, *workers}}
+    # the workers' own children: the impression writers (started by the warm-up's lists)
+    helpers = [c for w in workers if w != server.pid for c in _children(w)]
+    cpu_before = {p: _cpu_seconds(p) for p in {server.pid, *workers, *helpers}}
     per_worker = {p: _sockets(p) - sockets_idle[p] for p in workers}
     out, _ = load.communicate(timeout=seconds + 600)
     cpu = {p: _cpu_seconds(p) - cpu_before[p] for p in cpu_before}
@@ -543,13 +545,17 @@ def drive(
         raise RuntimeError(f"http_load.py failed with {load.returncode}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     worker_cpu = sum(cpu[p] for p in workers)
+    helper_cpu = sum(cpu[p] for p in helpers)
+    requests = max(1, result["requests"])
     result.update(
         {
             "connections_per_worker": sorted(per_worker.values(), reverse=True),
             "worker_cpu_pct": sorted(
                 (round(100 * cpu[p] / result["wall_s"]) for p in workers), reverse=True
             ),
-            "server_cpu_ms_per_request": round(1000 * worker_cpu / max(1, result["requests"]), 2),
+            # everything the server did per answer: its workers and their impression writers
+            "server_cpu_ms_per_request": round(1000 * (worker_cpu + helper_cpu) / requests, 2),
+            "writer_cpu_ms_per_request": round(1000 * helper_cpu / requests, 2),
         }
     )
     return result
@@ -828,7 +834,8 @@ def http_markdown(http: list[dict[str, Any]], kinds: dict[str, str] | None) -> l
     """The HTTP tables: closed loop (with the extra loads), then open loop."""
     lines = [
         f"HTTP, {http[0]['workers']} workers, keep-alive connections (closed loop), the same "
-        "requests; server CPU is the workers' CPU time per answered request:",
+        "requests; server CPU is the CPU time of the workers and their impression writers per "
+        "answered request:",
         "",
         "| retrieval | impressions | connections | requests | errors | req/s | p50 ms | "
         "p95 ms | p99 ms | server CPU ms/req | server peak RSS MiB | impressions stored | "

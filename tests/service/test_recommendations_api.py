@@ -19,7 +19,7 @@ from penchant.jobs.train import train
 from penchant.privacy.keys import create_key
 from penchant.schema import Event
 from penchant.service.app import create_app
-from penchant.service.serving import ServedList
+from penchant.service.impressions import ServedList
 from penchant.settings import Settings, load_settings
 from penchant.store import EventFilter
 

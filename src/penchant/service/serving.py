@@ -5,19 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
-
-import numpy as np
-import orjson
-import pyarrow as pa
+from dataclasses import dataclass
 
 from penchant.errors import PenchantError, Unavailable
 from penchant.jobs.registry import ModelRegistry
 from penchant.ranking import Engine, OnlineState
 from penchant.schema import Event, Item
+from penchant.service.impressions import Impressions, StoreAddress
 from penchant.settings import Settings
-from penchant.store import EVENT_TABLE_SCHEMA, Store
+from penchant.store import Store
 from penchant.store.state import StateStore
 
 logger = logging.getLogger("penchant.service")
@@ -130,113 +126,6 @@ class ServedModel:
         self.state.incr(self.tenant, CATALOG_VERSION)
 
 
-@dataclass(frozen=True)
-class ServedList:
-    """One served list, as its impressions will be stored."""
-
-    request_id: str
-    user_id: str | None
-    session_id: str | None
-    item_ids: list[str]
-    surface: str
-    device: str | None
-    locale: str | None
-    ts: int  # microseconds since the epoch
-
-    def contexts(self) -> list[str]:
-        """The stored context of each impression, by position: request_id, surface, device,
-        position, locale (as `context_json` writes them), the shared fields serialized once."""
-        head = {"request_id": self.request_id, "surface": self.surface}
-        if self.device is not None:
-            head["device"] = self.device
-        start = orjson.dumps(head).decode()[:-1] + ',"position":'
-        end = (
-            "}" if self.locale is None else "," + orjson.dumps({"locale": self.locale}).decode()[1:]
-        )
-        return [f"{start}{p}{end}" for p in range(len(self.item_ids))]
-
-
-@dataclass
-class Impressions:
-    """Served lists become impression events, stored in batches by a background thread.
-
-    Requests only append to a queue (no lock, no wake-up); the thread wakes every
-    `interval_s`, builds columnar batches of at most `batch` lists and appends them, so
-    recommendation latency never waits for a database write. Impressions carry no event id
-    (the server makes each once, so there is nothing to deduplicate): `context.request_id`
-    and `context.position` identify them. Impressions still queued when the process is
-    killed are lost (they are logs, not acknowledged writes); `close` flushes.
-    """
-
-    store: Store
-    interval_s: float = 0.2
-    batch: int = 1_000
-    _queue: deque[tuple[str, ServedList]] = field(default_factory=deque)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start the writer thread."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="impressions", daemon=True)
-        self._thread.start()
-
-    def log(self, tenant: str, served: ServedList) -> None:
-        """Queue the impressions of one served list."""
-        self._queue.append((tenant, served))
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Store what is queued and stop the thread."""
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self._drain()
-        self._drain()
-
-    def _drain(self) -> None:
-        """Store what was queued when it started (what arrives meanwhile waits for the next
-        round, so that batches stay large)."""
-        left = len(self._queue)
-        while left > 0:
-            pending: dict[str, list[ServedList]] = {}
-            for _ in range(min(self.batch, left)):
-                tenant, served = self._queue.popleft()
-                pending.setdefault(tenant, []).append(served)
-            left -= self.batch
-            for tenant, lists in pending.items():
-                self._write(tenant, lists)
-
-    def _write(self, tenant: str, lists: list[ServedList]) -> None:
-        sizes = [len(s.item_ids) for s in lists]
-        total = sum(sizes)
-        table = pa.table(
-            {
-                "event_id": pa.nulls(total, pa.string()),
-                "user_id": pa.array([s.user_id for s in lists]).take(_repeat(sizes)),
-                "session_id": pa.array([s.session_id for s in lists]).take(_repeat(sizes)),
-                "item_id": [i for s in lists for i in s.item_ids],
-                "type": pa.array(["impression"] * total),
-                "value": pa.nulls(total, pa.float64()),
-                "ts": pa.array([s.ts for s in lists], pa.int64()).take(_repeat(sizes)),
-                "context": [c for s in lists for c in s.contexts()],
-            },
-            schema=EVENT_TABLE_SCHEMA,
-        )
-        try:
-            self.store.events.append_table(tenant, table)
-        except PenchantError as exc:
-            logger.error("lost %d impressions: %s", table.num_rows, exc.message)
-
-
-def _repeat(sizes: list[int]) -> pa.Array:
-    """Indices that repeat row i `sizes[i]` times."""
-    return pa.array(np.repeat(np.arange(len(sizes)), sizes))
-
-
 @dataclass
 class Online:
     """The online state of every tenant, and the count of events since the last training."""
@@ -262,7 +151,10 @@ class ServedModels:
         self.settings = settings
         self.store = store
         self.state = state
-        self.impressions = Impressions(store) if settings.serving.log_impressions else None
+        address = StoreAddress(
+            settings.store_url, settings.store.synchronous, settings.store.busy_timeout_ms
+        )
+        self.impressions = Impressions(address) if settings.serving.log_impressions else None
         self._by_tenant: dict[str, ServedModel] = {}
         self._lock = threading.Lock()
 

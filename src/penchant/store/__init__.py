@@ -89,6 +89,7 @@ __all__ = [
     "EventStore",
     "KeyStore",
     "Store",
+    "Synchronous",
     "events_to_table",
     "open_store",
 ]

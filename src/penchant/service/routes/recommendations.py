@@ -19,12 +19,12 @@ from penchant.errors import InvalidInput
 from penchant.ranking import Engine, Ranked, RankingRequest
 from penchant.ranking.catalog import micros
 from penchant.service.deps import BEARER, authorize
+from penchant.service.impressions import Impressions, ServedList
 from penchant.service.schemas import (
     ERROR_RESPONSES,
     RecommendationsOut,
     json_body,
 )
-from penchant.service.serving import Impressions, ServedList
 from penchant.types import Scope
 
 router = APIRouter(tags=["recommendations"], responses=ERROR_RESPONSES)

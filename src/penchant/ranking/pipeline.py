@@ -53,8 +53,8 @@ _SOURCES = (ModelSource, SimilarSource, TrendingSource, FollowedProviderSource)
 
 #: The stages of a surface nobody configured, for a bundle of popular, itemknn and ials.
 DEFAULT_STAGES: list[dict[str, Any]] = [
-    {"stage": "model", "model": "ials", "n": 200, "weight": 1.0},
-    {"stage": "model", "model": "itemknn", "n": 200, "weight": 0.6},
+    {"stage": "model", "model": "ials", "n": 100, "weight": 1.0},
+    {"stage": "model", "model": "itemknn", "n": 100, "weight": 0.6},
     {"stage": "session", "model": "itemknn", "n": 100, "weight": 1.2},
     {"stage": "similar", "model": "itemknn", "n": 100, "weight": 0.8},
     {"stage": "followed", "n": 50, "weight": 1.0},

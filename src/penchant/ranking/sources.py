@@ -71,13 +71,14 @@ class ModelSource:
     """A model's personal ranking from the person's history (training history plus what they
     did since); new users without history get nothing here.
 
-    Options: `model` (a model of the bundle), `n` candidates, `weight` in the score, `name`
-    of its column (default the model name), `history` = `user` (the person's) or
-    `session` (the session's items only: the session model).
+    Options: `model` (a model of the bundle), `n` candidates (at least twice the list's
+    length k), `weight` in the score, `name` of its column (default the model name),
+    `history` = `user` (the person's) or `session` (the session's items only: the session
+    model).
     """
 
     model: str
-    n: int = 200
+    n: int = 100
     weight: float = 1.0
     name: str = ""
     history: str = "user"
@@ -95,13 +96,14 @@ class ModelSource:
         model = serving.models[self.model]
         n_model = serving.catalog.n_model
         known = codes[codes < n_model]
+        n = max(self.n, 2 * query.k)
         if user < 0 and not len(known):
             return candidates
         index = serving.indexes.get(self.model)
         if index is not None and isinstance(model, FactorModel) and user >= 0:
             # a trained user's learned factors: no history matrix needed
             vector = model.user_factors_[user : user + 1]
-            found, scores = _search(index, vector, query, self.n)
+            found, scores = _search(index, vector, query, n)
             return merge(candidates, Candidates(found, {self.name: normalized(scores)}))
         known = np.unique(known)
         row = sp.csr_matrix(
@@ -110,9 +112,9 @@ class ModelSource:
         )
         users = np.array([user], dtype=np.int64)
         if index is not None and isinstance(model, FactorModel):
-            found, scores = _search(index, model.user_vectors(users, row), query, self.n)
+            found, scores = _search(index, model.user_vectors(users, row), query, n)
         else:
-            found, scores = _top(model.scores(users, row)[0], query.eligible, self.n)
+            found, scores = _top(model.scores(users, row)[0], query.eligible, n)
         return merge(candidates, Candidates(found, {self.name: normalized(scores)}))
 
 

@@ -606,37 +606,28 @@ def http_case(
         waited = wait_until_loaded(server, args.workers)
         ready_s = time.monotonic() - started
         _log(f"HTTP {label}, impressions {impressions}: server ready in {ready_s:.1f} s; load")
-        result = drive(
-            server, port, key, args, stamp, concurrency=args.concurrency, seconds=args.seconds
-        )
-        if args.rate > 0:
-            _log(f"  closed loop done; open loop at {args.rate:g} requests/s")
-            result["open_loop"] = drive(
+
+        def load(concurrency: int, seconds: float, *extra: str) -> dict[str, Any]:
+            return drive(
                 server,
                 port,
                 key,
                 args,
                 stamp,
-                concurrency=args.concurrency,
-                seconds=args.seconds,
-                extra=("--rate", str(args.rate)),
+                concurrency=concurrency,
+                seconds=seconds,
+                extra=extra,
             )
+
+        result = load(args.concurrency, args.seconds)
+        if args.rate > 0:
+            _log(f"  closed loop done; open loop at {args.rate:g} requests/s")
+            result["open_loop"] = load(args.concurrency, args.seconds, "--rate", str(args.rate))
         if extras:
             short = min(10.0, args.seconds)
             result["extra"] = {
-                "GET /health": drive(
-                    server,
-                    port,
-                    key,
-                    args,
-                    stamp,
-                    concurrency=args.concurrency,
-                    seconds=short,
-                    extra=("--get", "/health"),
-                ),
-                "one connection": drive(
-                    server, port, key, args, stamp, concurrency=1, seconds=short
-                ),
+                "GET /health": load(args.concurrency, short, "--get", "/health"),
+                "one connection": load(1, short),
             }
         supervisor = _cpu_seconds(server.pid) if args.workers > 1 else 0.0
         rss = peak_rss_mb(server.pid)

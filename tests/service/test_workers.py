@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -115,3 +116,15 @@ def test_workers_leave_with_their_supervisor(tmp_path: Path) -> None:
     process.wait(10)
     wait_for(lambda: not any(Path(f"/proc/{w}").exists() for w in workers), timeout_s=30)
     assert not healthy(port)
+
+
+def test_a_taken_port_is_refused_with_one_line(tmp_path: Path) -> None:
+    """Sockets sharing a port would quietly split its connections with whatever holds it."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        log = tmp_path / "server.log"
+        with pytest.raises(RuntimeError, match="exited"):
+            start_server(tmp_path, port, workers=2, log=log, timeout_s=60)
+    assert f"cannot listen on 127.0.0.1:{port}" in log.read_text()

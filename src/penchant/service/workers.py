@@ -49,10 +49,11 @@ def serve_workers(settings: Settings) -> None:
     """Serve `settings.service.workers` worker processes until SIGINT or SIGTERM.
 
     Raises:
-        ConfigError: workers keep dying (more than 5 within a minute), e.g. the port is
-            taken by another program.
+        ConfigError: the port is taken (sockets sharing a port would otherwise split its
+            connections with whatever holds it), or workers keep dying (5 within a minute).
     """
     service = settings.service
+    _check_free(service.host, service.port)
     env = settings_environment(settings)
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
@@ -88,6 +89,20 @@ def serve_workers(settings: Settings) -> None:
             worker.join(30)
             if worker.is_alive():
                 worker.kill()
+
+
+def _check_free(host: str, port: int) -> None:
+    """Bind the port once without `SO_REUSEPORT`: that fails while anything listens on it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"service.port: cannot listen on {host}:{port}: {exc.strerror}",
+                field="service.port",
+            ) from exc
 
 
 def _start(context: SpawnContext, host: str, port: int, env: dict[str, str]) -> SpawnProcess:

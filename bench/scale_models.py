@@ -36,6 +36,18 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def first_distinct(draws: np.ndarray[Any, Any], per_row: int) -> np.ndarray[Any, Any]:
+    """Per row of draws, a mask of its first `per_row` distinct values, in drawing order."""
+    by_value = np.argsort(draws, axis=1, kind="stable")
+    sorted_draws = np.take_along_axis(draws, by_value, axis=1)
+    first = np.ones_like(sorted_draws, dtype=bool)
+    first[:, 1:] = sorted_draws[:, 1:] != sorted_draws[:, :-1]
+    is_first = np.empty_like(first)
+    np.put_along_axis(is_first, by_value, first, axis=1)
+    keep: np.ndarray[Any, Any] = is_first & (np.cumsum(is_first, axis=1) <= per_row)
+    return keep
+
+
 def make_events(users: int, items: int, per_user: int, seed: int) -> Any:
     """An event table: `per_user` distinct Zipf-popular items per user, clicks, one a minute."""
     import pyarrow as pa
@@ -45,14 +57,7 @@ def make_events(users: int, items: int, per_user: int, seed: int) -> Any:
     weights = 1.0 / np.arange(1, items + 1) ** 0.8
     weights /= weights.sum()
     draws = gen.choice(items, size=(users, per_user * 2), p=weights).astype(np.int64)
-    # keep each user's first `per_user` distinct items, in the order they were drawn
-    by_value = np.argsort(draws, axis=1, kind="stable")
-    sorted_draws = np.take_along_axis(draws, by_value, axis=1)
-    first = np.ones_like(sorted_draws, dtype=bool)
-    first[:, 1:] = sorted_draws[:, 1:] != sorted_draws[:, :-1]
-    is_first = np.empty_like(first)
-    np.put_along_axis(is_first, by_value, first, axis=1)
-    keep = is_first & (np.cumsum(is_first, axis=1) <= per_user)
+    keep = first_distinct(draws, per_user)
     user = np.repeat(np.arange(users), keep.sum(axis=1))
     item = draws[keep]
     order = gen.permutation(len(item))  # events arrive interleaved, not user by user

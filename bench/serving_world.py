@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from scale_models import first_distinct  # a script beside this one
+
 OUT = Path(__file__).resolve().parent / "out"
 WORLD = OUT / "serving-world"
 STAMP = "world.json"
@@ -136,14 +138,7 @@ def make_interactions(
     cats[popular] = gen.choice(n_cat, size=int(popular.sum()), p=cat_weight)
     position = np.searchsorted(cdf, cats + gen.random(cats.shape), side="left")
     drawn = by_category[np.minimum(position, params.items - 1)].reshape(params.users, draws)
-    # keep each user's first `per_user` distinct items, in the order they were drawn
-    by_value = np.argsort(drawn, axis=1, kind="stable")
-    sorted_draws = np.take_along_axis(drawn, by_value, axis=1)
-    first = np.ones_like(sorted_draws, dtype=bool)
-    first[:, 1:] = sorted_draws[:, 1:] != sorted_draws[:, :-1]
-    is_first = np.empty_like(first)
-    np.put_along_axis(is_first, by_value, first, axis=1)
-    keep = is_first & (np.cumsum(is_first, axis=1) <= params.per_user)
+    keep = first_distinct(drawn, params.per_user)  # each user's first distinct items
     users = np.repeat(np.arange(params.users, dtype=np.int64), keep.sum(axis=1))
     return users, drawn[keep].astype(np.int64)
 

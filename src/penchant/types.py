@@ -54,10 +54,8 @@ class Scope(StrEnum):
 TextColumn = np.ndarray[Any, np.dtype[np.object_]]
 
 
-def text_column(values: Any, n: int | None = None, fill: str | None = None) -> TextColumn:
-    """An object array of strings (or None) from values, or `fill` repeated n times."""
-    if n is not None:
-        return np.full(n, fill, dtype=object)
+def text_column(values: Any) -> TextColumn:
+    """An object array of the strings (or None) in values."""
     out = np.empty(len(values), dtype=object)
     out[:] = list(values)
     return out
@@ -85,9 +83,9 @@ class Candidates:
         self.items = np.asarray(self.items, dtype=np.int64)
         n = len(self.items)
         if n and not len(self.reasons):
-            self.reasons = text_column((), n)
+            self.reasons = np.full(n, None, dtype=object)
         if n and not len(self.sources):
-            self.sources = text_column((), n, "")
+            self.sources = np.full(n, "", dtype=object)
         for name, column in self.columns.items():
             if len(column) != n:
                 raise ValueError(f"column {name!r} has {len(column)} rows for {n} items")

@@ -268,9 +268,10 @@ class ItemIndex:
         fetch = min(self.n_items, math.ceil(wanted / share * (1.0 if allow is None else 1.2)))
         with _omp_threads(self.threads) as faiss:
             extra = {}
-            depth = fetch + int(counts.max()) if len(counts) else fetch
-            if self.kind == "hnsw" and depth > self.params["ef_search"] and allow is None:
-                # many exclusions: a longer candidate list keeps the rest of the list exact
+            # many exclusions: a longer candidate list keeps the rest of the list exact (the
+            # filters' over-fetch does not deepen it: the exact fallback covers them)
+            depth = wanted + int(counts.max()) if len(counts) else wanted
+            if self.kind == "hnsw" and depth > self.params["ef_search"]:
                 search = faiss.SearchParametersHNSW()
                 search.efSearch = depth
                 extra["params"] = search

@@ -69,6 +69,11 @@ PartialQuery = Annotated[
     Query(description="store the valid rows and list the rejected ones, instead of all or none"),
 ]
 
+_NO_KEY = "an API key is required: send Authorization: Bearer <key>"
+#: The `openapi_extra` of routes that call `authorize` themselves instead of a dependency.
+BEARER: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
+
+
 _bearer = HTTPBearer(
     auto_error=False, description="An API key, sent as `Authorization: Bearer pk_...`"
 )
@@ -89,11 +94,6 @@ async def get_key(
     if credentials is None:
         raise Unauthorized(_NO_KEY)
     return await _record(request, credentials.credentials)
-
-
-_NO_KEY = "an API key is required: send Authorization: Bearer <key>"
-#: The `openapi_extra` of routes that call `authorize` themselves instead of a dependency.
-BEARER: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 
 
 async def authorize(request: Request, scope: Scope) -> ApiKeyRecord:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
@@ -61,7 +60,6 @@ def text_column(values: Any) -> TextColumn:
     return out
 
 
-@dataclass
 class Candidates:
     """The one table every ranking stage takes and returns: items plus named columns.
 
@@ -72,25 +70,57 @@ class Candidates:
         reasons: per row, a short human-readable reason, or None (an object array).
         sources: per row, the name of the source that contributed most, or "" (an object
             array).
+
+    A table is made several times per request, and most stages never read its text columns:
+    `reasons` and `sources` are only made (all None, all "") when first read or taken.
     """
 
-    items: np.ndarray[Any, np.dtype[np.int64]]
-    columns: dict[str, np.ndarray[Any, np.dtype[np.float32]]] = field(default_factory=dict)
-    reasons: TextColumn = field(default_factory=lambda: text_column(()))
-    sources: TextColumn = field(default_factory=lambda: text_column(()))
+    __slots__ = ("_reasons", "_sources", "columns", "items")
 
-    def __post_init__(self) -> None:
-        self.items = np.asarray(self.items, dtype=np.int64)
+    def __init__(
+        self,
+        items: np.ndarray[Any, Any],
+        columns: dict[str, np.ndarray[Any, np.dtype[np.float32]]] | None = None,
+        reasons: TextColumn | None = None,
+        sources: TextColumn | None = None,
+    ) -> None:
+        self.items: np.ndarray[Any, np.dtype[np.int64]] = np.asarray(items, dtype=np.int64)
+        self.columns = {} if columns is None else columns
         n = len(self.items)
-        if n and not len(self.reasons):
-            self.reasons = np.full(n, None, dtype=object)
-        if n and not len(self.sources):
-            self.sources = np.full(n, "", dtype=object)
         for name, column in self.columns.items():
             if len(column) != n:
                 raise ValueError(f"column {name!r} has {len(column)} rows for {n} items")
-        if len(self.reasons) != n or len(self.sources) != n:
-            raise ValueError(f"reasons and sources need {n} rows")
+        for text in (reasons, sources):
+            if text is not None and len(text) != n:
+                raise ValueError(f"reasons and sources need {n} rows")
+        self._reasons = reasons
+        self._sources = sources
+
+    @property
+    def reasons(self) -> TextColumn:
+        """Per row, a short human-readable reason, or None."""
+        if self._reasons is None:
+            self._reasons = np.full(len(self.items), None, dtype=object)
+        return self._reasons
+
+    @reasons.setter
+    def reasons(self, value: TextColumn) -> None:
+        if len(value) != len(self.items):
+            raise ValueError(f"reasons need {len(self.items)} rows")
+        self._reasons = value
+
+    @property
+    def sources(self) -> TextColumn:
+        """Per row, the name of the source that contributed most, or ""."""
+        if self._sources is None:
+            self._sources = np.full(len(self.items), "", dtype=object)
+        return self._sources
+
+    @sources.setter
+    def sources(self, value: TextColumn) -> None:
+        if len(value) != len(self.items):
+            raise ValueError(f"sources need {len(self.items)} rows")
+        self._sources = value
 
     def __len__(self) -> int:
         return len(self.items)
@@ -113,6 +143,6 @@ class Candidates:
         return Candidates(
             self.items[index],
             {name: col[index] for name, col in self.columns.items()},
-            self.reasons[index],
-            self.sources[index],
+            None if self._reasons is None else self._reasons[index],
+            None if self._sources is None else self._sources[index],
         )

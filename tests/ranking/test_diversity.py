@@ -77,3 +77,23 @@ def test_one_label_per_item_takes_the_comparison_path() -> None:
     assert catalog.only_label("category") is not None
     items[0] = Item(id="i0", categories=["c0", "c1"])
     assert ServingCatalog.build([i.id for i in items], items).only_label("category") is None
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_one_label_picks_equal_the_general_rule(seed: int) -> None:
+    """The one-label path against the general one on one-hot labels: ties in relevance,
+    rows without a label, few and many labels, weak and strong penalties."""
+    from penchant.ranking.rerank import _greedy, _greedy_one_label
+
+    gen = np.random.default_rng(seed)
+    n = int(gen.integers(2, 120))
+    n_labels = int(gen.integers(1, 12))
+    labels = gen.integers(-1, n_labels, n)  # -1: no label
+    relevance = gen.integers(0, 8, n) / 7.0  # coarse: many ties
+    onehot = np.zeros((n, n_labels))
+    onehot[np.flatnonzero(labels >= 0), labels[labels >= 0]] = 1.0
+    strength = float(gen.choice([0.05, 0.2, 1.0, 5.0]))
+    k = int(gen.integers(1, n + 1))
+    assert _greedy_one_label(relevance, labels, k, strength) == _greedy(
+        relevance, onehot, k, strength
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -39,30 +40,15 @@ class Diversity:
         kind = serving.catalog.kind_labels(self.by)
         if not kind.shape[1]:
             return candidates
-        # shared[i, j]: how many labels rows i and j have in common
-        only = serving.catalog.only_label(self.by)
-        if only is not None:  # one label per item at most: a comparison
-            labels = only[candidates.items[head]]
-            shared = ((labels[:, None] == labels[None, :]) & (labels >= 0)[:, None]).astype(
-                np.float64
-            )
-        else:
-            dense = _dense_rows(kind, candidates.items[head])
-            shared = dense @ dense.T
         score = candidates.column(SCORE)[head].astype(np.float64)
         spread = float(score.max() - score.min()) or 1.0
         relevance = (score - score.min()) / spread
-        picked: list[int] = []
-        repeats = np.zeros(len(head), dtype=np.float64)  # per row: labels shown so far
-        open_rows = relevance.copy()  # relevance, -inf once picked
-        value, penalty = relevance.copy(), np.empty(len(head), dtype=np.float64)
-        for step in range(min(len(head), query.k)):
-            best = int(value.argmax())
-            picked.append(best)
-            open_rows[best] = -np.inf
-            repeats += shared[best]
-            np.multiply(repeats, self.strength / (step + 1), out=penalty)
-            np.subtract(open_rows, penalty, out=value)
+        k = min(len(head), query.k)
+        only = serving.catalog.only_label(self.by)
+        if only is not None:  # one label per item at most
+            picked = _greedy_one_label(relevance, only[candidates.items[head]], k, self.strength)
+        else:
+            picked = _greedy(relevance, _dense_rows(kind, candidates.items[head]), k, self.strength)
         left = np.ones(len(head), dtype=bool)
         left[picked] = False
         order = np.concatenate(
@@ -114,6 +100,76 @@ class Exploration:
         rest = [r for r in free if r not in set(head)]
         pinned = [int(i) for i in np.flatnonzero(candidates.column(PIN) > 0)]
         return candidates.take(np.array(head + rest + pinned, dtype=np.int64))
+
+
+def _greedy(
+    relevance: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], k: int, strength: float
+) -> list[int]:
+    """The greedy picks, for rows with any number of labels (`labels`: rows x labels, 0/1)."""
+    shared = labels @ labels.T  # shared[i, j]: how many labels rows i and j have in common
+    picked: list[int] = []
+    repeats = np.zeros(len(relevance), dtype=np.float64)  # per row: labels shown so far
+    open_rows = relevance.copy()  # relevance, -inf once picked
+    value, penalty = relevance.copy(), np.empty(len(relevance), dtype=np.float64)
+    for step in range(k):
+        best = int(value.argmax())
+        picked.append(best)
+        open_rows[best] = -np.inf
+        repeats += shared[best]
+        np.multiply(repeats, strength / (step + 1), out=penalty)
+        np.subtract(open_rows, penalty, out=value)
+    return picked
+
+
+def _greedy_one_label(
+    relevance: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], k: int, strength: float
+) -> list[int]:
+    """The same picks as `_greedy` when a row has one label at most (`labels`: its code, or
+    -1), without a pass over every row per position (`strength` > 0).
+
+    A row's penalty then depends on its label alone, so the best open row of a label is its
+    first open row in relevance order, and rows of labels not shown yet (or of none) carry
+    no penalty. At each position the candidates are the best row that no shown label holds,
+    and the best open row (the head) of each shown label, looked at by decreasing relevance
+    until one cannot beat the best so far. Ties go to the lower row, as `argmax` has it.
+    """
+    order = np.argsort(-relevance, kind="stable").tolist()
+    rel, lab = relevance.tolist(), labels.tolist()
+    by_label: dict[int, list[int]] = {}
+    for row in order:
+        by_label.setdefault(lab[row], []).append(row)
+    shown: dict[int, int] = {}  # per label shown (>= 0): how many picked rows carry it
+    taken = [False] * len(rel)
+    heads: list[tuple[float, int, int]] = []  # (-relevance, row, label) of shown labels' heads
+    picked: list[int] = []
+    cursor, n = 0, len(order)  # cursor: passes rows taken or of a shown label (both final)
+    for step in range(k):
+        while cursor < n and (taken[order[cursor]] or lab[order[cursor]] in shown):
+            cursor += 1
+        best, best_value, best_at = -1, -np.inf, -1
+        if cursor < n:
+            best = order[cursor]
+            best_value = rel[best]
+        scale = strength / step if step else 0.0
+        for at, (minus, row, label) in enumerate(heads):
+            if -minus < best_value:
+                break  # this head and the rest are worth less than their relevance
+            value = rel[row] - shown[label] * scale
+            if value > best_value or (value == best_value and row < best):
+                best, best_value, best_at = row, value, at
+        picked.append(best)
+        taken[best] = True
+        label = lab[best]
+        if label < 0:
+            continue
+        if best_at >= 0:
+            del heads[best_at]
+        shown[label] = shown.get(label, 0) + 1
+        rows = by_label[label]
+        if shown[label] < len(rows):  # a label's picks are its first rows, in order
+            nxt = rows[shown[label]]
+            bisect.insort(heads, (-rel[nxt], nxt, label))
+    return picked
 
 
 def _dense_rows(matrix: sp.csr_matrix, rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

@@ -19,6 +19,7 @@ from penchant.jobs.trainer import BackgroundTrainer
 from penchant.privacy.keys import CachedKeys
 from penchant.schema import EventVocabulary
 from penchant.service.errors import install_error_handlers
+from penchant.service.hot import HotRoutes, hot_routes
 from penchant.service.limits import BodySizeLimit
 from penchant.service.process import APP_FACTORY
 from penchant.service.routes import catalog, events, health, recommendations
@@ -56,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (recommendations.router, health.router, events.router, catalog.items, catalog.users)
     for router in routers:
         app.include_router(router)
+    # Middleware added first runs innermost: the hot routes see bodies already limited.
+    hot = hot_routes(recommendations.router.routes, recommendations.HOT)
+    app.add_middleware(HotRoutes, routes=hot)
     app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes)
     # Last, so that its catch-all middleware is the outermost and sees every error.
     install_error_handlers(app)

@@ -70,6 +70,12 @@ def status_of(exc: PenchantError) -> int:
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PenchantError)
+    return domain_error_response(exc)
+
+
+def domain_error_response(exc: PenchantError) -> JSONResponse:
+    """The answer to a domain error: its status, the error body, and the headers it needs
+    (`WWW-Authenticate` with a 401, `Retry-After` when the store is unavailable)."""
     status = status_of(exc)
     headers: dict[str, str] = {}
     message = exc.message

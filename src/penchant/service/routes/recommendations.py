@@ -35,6 +35,8 @@ ContextJson = Annotated[
     str | None, Query(description="the request context as JSON (device, locale, page_item...)")
 ]
 PathId = Annotated[str, Path(alias="id", min_length=1, max_length=256)]
+#: The routes `penchant.service.hot.HotRoutes` answers ahead of FastAPI's router.
+HOT = (("POST", "/v1/recommendations"),)
 
 
 @router.get("/v1/recommendations", response_model=RecommendationsOut, openapi_extra=BEARER)

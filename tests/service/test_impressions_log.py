@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
+
+import pytest
 
 from penchant.schema import Event
 from penchant.service.impressions import Impressions, ServedList, StoreAddress
@@ -49,3 +53,27 @@ def test_lists_beyond_the_queue_limit_are_dropped_and_counted(tmp_path: Path) ->
     log.start()
     log.close()
     assert len(impressions(url)) == 5 * 3
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_the_writer_runs_on_idle_cpu_time_only(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    open_store(url).close()
+    log = Impressions(StoreAddress(url), interval_s=0.05)
+    log.start()
+    try:
+        log.log("t", served(0))
+        deadline = time.monotonic() + 30
+        while (log._writer is None or log._writer.pid is None) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert log._writer is not None and log._writer.pid is not None
+        pid = log._writer.pid
+        while os.sched_getscheduler(pid) != os.SCHED_IDLE and time.monotonic() < deadline:
+            time.sleep(0.05)  # set by the writer itself once started
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(
+            19, os.getpriority(os.PRIO_PROCESS, 0) + 10
+        )
+    finally:
+        log.close()
+    assert len(impressions(url)) == 3

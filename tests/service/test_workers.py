@@ -1,8 +1,9 @@
-"""`penchant serve --workers N`: a listening socket per worker, connections spread over them,
-a dead worker replaced, no worker left behind by its supervisor."""
+"""`penchant serve --workers N`: the supervisor deals connections out evenly, a dead worker is
+replaced, no worker is left behind by its supervisor."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -17,7 +18,7 @@ import pytest
 from penchant.testing.server import free_port, start_server
 
 pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing is Linux's"
+    not sys.platform.startswith("linux"), reason="reads the processes' sockets in /proc"
 )
 
 
@@ -32,10 +33,19 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def sockets(pid: int) -> int:
-    return sum(
-        1 for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd).startswith("socket:")
-    )
+def held(pid: int, port: int) -> int:
+    """Established connections on the service's port that a process holds."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                inodes.add(f"socket:[{fields[9]}]")
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed while counting
+            count += os.readlink(fd) in inodes
+    return count
 
 
 def wait_for(condition: object, timeout_s: float = 30.0) -> None:
@@ -48,7 +58,7 @@ def wait_for(condition: object, timeout_s: float = 30.0) -> None:
 
 
 def listening(port: int) -> int:
-    """How many sockets listen on the port (one per worker once each has started)."""
+    """How many sockets listen on the port."""
     count = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
@@ -73,27 +83,54 @@ def server(tmp_path: Path) -> Iterator[tuple[int, int]]:
     port = free_port()
     process = start_server(tmp_path, port, workers=2, log=tmp_path / "server.log")
     try:
-        wait_for(lambda: len(children(process.pid)) == 2 and listening(port) == 2)
+        wait_for(lambda: len(children(process.pid)) == 2 and healthy(port))
+        both_serving(process.pid, port)
         yield process.pid, port
     finally:
         process.terminate()
         process.wait(60)
 
 
-def test_connections_spread_over_the_workers(server: tuple[int, int]) -> None:
-    pid, port = server
-    workers = children(pid)
-    idle = {w: sockets(w) for w in workers}
+def open_connections(port: int, count: int) -> list[http.client.HTTPConnection]:
+    """Keep-alive connections, each having answered one request."""
     connections = []
-    for _ in range(32):
+    for _ in range(count):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         conn.request("GET", "/health")
         assert conn.getresponse().read()
         connections.append(conn)
-    held = [sockets(w) - idle[w] for w in workers]
-    assert sum(held) == 32
-    assert min(held) >= 4  # a fair split of 32 falls below 4 about once in 100,000 runs
-    for conn in connections:
+    return connections
+
+
+def both_serving(pid: int, port: int, timeout_s: float = 60.0) -> None:
+    """Wait until both workers serve: a worker still starting gets connections only when no
+    started one is there, so probes land on the second worker once it has started."""
+    workers = children(pid)
+    probes: list[http.client.HTTPConnection] = []
+    deadline = time.monotonic() + timeout_s
+    while not all(held(w, port) for w in workers):
+        assert time.monotonic() < deadline, "a worker never started serving"
+        probes += open_connections(port, 1)
+        time.sleep(0.2)
+    for conn in probes:
+        conn.close()
+    wait_for(lambda: not any(held(w, port) for w in workers))
+    time.sleep(0.5)  # workers report their open connections every 0.1 s
+
+
+def test_connections_are_dealt_out_evenly(server: tuple[int, int]) -> None:
+    pid, port = server
+    assert listening(port) == 1  # the supervisor's
+    workers = children(pid)
+    connections = open_connections(port, 32)
+    assert sorted(held(w, port) for w in workers) == [16, 16]
+    for conn in connections[:12]:  # close 12, split in some way between the workers
+        conn.close()
+    wait_for(lambda: sum(held(w, port) for w in workers) == 20)
+    time.sleep(0.5)  # workers report their open connections every 0.1 s
+    more = open_connections(port, 12)  # each worker gets what it lost
+    assert sorted(held(w, port) for w in workers) == [16, 16]
+    for conn in connections[12:] + more:
         conn.close()
 
 
@@ -103,8 +140,8 @@ def test_a_dead_worker_is_replaced(server: tuple[int, int]) -> None:
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: len(children(pid)) == 2 and first not in children(pid))
     assert second in children(pid)
-    wait_for(lambda: listening(port) == 2)
-    assert healthy(port)
+    wait_for(lambda: healthy(port))
+    both_serving(pid, port)  # the new worker takes connections once it has started
 
 
 def test_workers_leave_with_their_supervisor(tmp_path: Path) -> None:

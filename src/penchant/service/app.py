@@ -24,7 +24,7 @@ from penchant.service.limits import BodySizeLimit
 from penchant.service.process import APP_FACTORY
 from penchant.service.routes import catalog, events, health, recommendations
 from penchant.service.serving import EVENTS_SINCE_TRAINING, Online, ServedModels
-from penchant.service.workers import reuse_port, serve_workers
+from penchant.service.workers import can_deal, serve_workers
 from penchant.settings import Settings, load_settings, settings_environment
 from penchant.store import Store
 from penchant.store.state import StateStore, open_state
@@ -166,8 +166,8 @@ def run(settings: Settings) -> None:
     """Serve the app with uvicorn on `settings.service.host` and `port` until stopped.
 
     With more than one worker, each worker builds its app from `APP_FACTORY` and reads the
-    same settings from the environment; on Linux each listens on its own socket
-    (`penchant.service.workers`).
+    same settings from the environment; on POSIX systems the supervisor hands each
+    connection to the worker with the fewest (`penchant.service.workers`).
 
     Raises:
         ConfigError: the bind address is unsafe (see `check_bind_safety`).
@@ -178,8 +178,8 @@ def run(settings: Settings) -> None:
         check_bind_safety(service.host, store)
     finally:
         store.close()
-    if service.workers > 1 and reuse_port():
-        serve_workers(settings)  # a socket per worker: connections spread evenly
+    if service.workers > 1 and can_deal():
+        serve_workers(settings)  # connections dealt out to the least busy worker
         return
     # Access logs would carry ids in paths; error logs never carry keys or payloads.
     app: FastAPI | str

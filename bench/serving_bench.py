@@ -22,9 +22,9 @@ HTTP: the real server (`uvicorn`, 2 workers) on a copy of the world's database, 
 case (served: the default retrieval; HNSW: `PENCHANT_SERVING__RETRIEVAL=hnsw`; exact:
 `ann_min_items` above the catalog; all with impressions logged, and served once more without),
 loaded by bench/http_load.py in a separate process: 32 keep-alive connections, the same
-requests, first in a closed loop (each connection sends its next request when the answer
-arrives: the server's capacity), then in an open loop (`--rate` requests a second sent on a
-schedule over the same connections, latency counted from when each was due). The server's
+requests, first in an open loop (`--rate` requests a second sent on a schedule over the
+connections, latency counted from when each was due), then in a closed loop (each connection
+sends its next request when the answer arrives: the server's capacity). The server's
 peak RSS is all its processes' added up; its CPU per request is its workers' CPU time over
 the measured part. The last server also answers `GET /health` from 32 connections (the HTTP
 stack alone) and the requests from one connection (latency without queueing), closed loop.
@@ -574,8 +574,8 @@ def http_case(
 ) -> dict[str, Any]:
     """Start the server in one configuration, load it, stop it; return the measurements.
 
-    The closed-loop load comes first; then, with `args.rate`, the same server answers the
-    same connections in an open loop at that rate (`open_loop`). With `extras`, it then
+    With `args.rate`, the server first answers an open loop at that rate (`open_loop`), then
+    the closed-loop load over as many connections. With `extras`, it then
     answers two more closed-loop loads: `GET /health` from as many connections (what the
     HTTP stack costs without ranking) and the recommendation requests from one connection
     (latency without queueing).
@@ -619,10 +619,15 @@ def http_case(
                 extra=extra,
             )
 
-        result = load(args.concurrency, args.seconds)
+        # The open loop first: the closed loop saturates the cores and leaves the impression
+        # writer (idle CPU time only) a backlog that it would work off during the next load.
+        open_loop = None
         if args.rate > 0:
-            _log(f"  closed loop done; open loop at {args.rate:g} requests/s")
-            result["open_loop"] = load(args.concurrency, args.seconds, "--rate", str(args.rate))
+            open_loop = load(args.concurrency, args.seconds, "--rate", str(args.rate))
+            _log("  open loop done; closed loop")
+        result = load(args.concurrency, args.seconds)
+        if open_loop is not None:
+            result["open_loop"] = open_loop
         if extras:
             short = min(10.0, args.seconds)
             result["extra"] = {

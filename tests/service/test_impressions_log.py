@@ -69,7 +69,7 @@ def test_the_writer_runs_on_idle_cpu_time_only(tmp_path: Path) -> None:
         assert log._writer is not None and log._writer.pid is not None
         pid = log._writer.pid
         while os.sched_getscheduler(pid) != os.SCHED_IDLE and time.monotonic() < deadline:
-            time.sleep(0.05)  # set by the writer itself once started
+            time.sleep(0.05)  # set by the worker as soon as the writer has started
         assert os.sched_getscheduler(pid) == os.SCHED_IDLE
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(
             19, os.getpriority(os.PRIO_PROCESS, 0) + 10

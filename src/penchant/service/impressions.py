@@ -108,8 +108,13 @@ class Impressions:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
-        """Start handing lists on (the writer process starts with the first list)."""
+        """Start the writer process and the thread handing lists on to it.
+
+        The writer starts now rather than with the first list: starting a Python process
+        takes a second of CPU, which the first requests would otherwise wait behind.
+        """
         self._stop.clear()
+        self._connection()
         self._thread = threading.Thread(target=self._run, name="impressions", daemon=True)
         self._thread.start()
 
@@ -165,11 +170,14 @@ class Impressions:
                 source, self._pipe = multiprocessing.Pipe(duplex=False)
                 self._writer = multiprocessing.get_context("spawn").Process(
                     target=write_impressions,
-                    args=(self.store, source, self.nice, self.idle),
+                    args=(self.store, source),
                     name="penchant-impressions",
                     daemon=True,
                 )
                 self._writer.start()
+                # lowered from here at once, so that even its start-up (imports) yields
+                assert self._writer.pid is not None
+                lower_priority(self._writer.pid, self.nice, self.idle)
                 source.close()
             return self._pipe
 
@@ -188,16 +196,20 @@ class Impressions:
             self._writer = None
 
 
-def write_impressions(
-    address: StoreAddress, source: Connection, nice: int, idle: bool = True
-) -> None:
-    """The writer process: store the lists it receives until None or its worker is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the worker's close() flushes
+def lower_priority(pid: int, nice: int, idle: bool) -> None:
+    """Run a process `nice` steps below this one and, with `idle` on Linux, only on CPU time
+    nothing else wants (`SCHED_IDLE`). Lowering a priority needs no privilege."""
     with contextlib.suppress(OSError):
-        os.nice(nice)
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, ours + nice))
     if idle and hasattr(os, "SCHED_IDLE"):
         with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+
+
+def write_impressions(address: StoreAddress, source: Connection) -> None:
+    """The writer process: store the lists it receives until None or its worker is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the worker's close() flushes
     store = open_store(
         address.url,
         synchronous=address.synchronous,

@@ -165,3 +165,31 @@ def test_a_taken_port_is_refused_with_one_line(tmp_path: Path) -> None:
         with pytest.raises(RuntimeError, match="exited"):
             start_server(tmp_path, port, workers=2, log=log, timeout_s=60)
     assert f"cannot listen on 127.0.0.1:{port}" in log.read_text()
+
+
+def test_a_worker_with_a_full_unix_socket_is_skipped_not_dropped() -> None:
+    """A worker that cannot take a connection right now (busy, starting) gets the next one
+    once it can; only a failed socket marks it broken."""
+    from penchant.service.workers import _Pool, _Worker
+
+    pool = _Pool(None, {})  # type: ignore[arg-type]
+    ends = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2)]
+    full, free = (_Worker(None, mine) for mine, _ in ends)  # type: ignore[arg-type]
+    full.channel.setblocking(False)
+    full.channel.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            full.channel.send(b"x" * 4096)
+    pool.workers = [full, free]
+    with socket.socket() as connection:
+        assert pool.hand(connection)
+    assert (full.handed, free.handed) == (0, 1)
+    assert not full.broken
+    ends[1][1].close()  # the free worker's end is gone: it is broken, not skipped
+    free.channel.setblocking(False)
+    with socket.socket() as connection:
+        assert not pool.hand(connection)
+    assert free.broken and not full.broken
+    for mine, theirs in ends:
+        mine.close()
+        theirs.close()

@@ -184,6 +184,8 @@ class _Pool:
             for worker in order:
                 try:
                     socket.send_fds(worker.channel, [b"c"], [connection.fileno()])
+                except BlockingIOError:
+                    continue  # its Unix socket is full (it is busy or starting): the next one
                 except OSError:
                     worker.broken = True  # dying: the supervisor replaces it
                     continue

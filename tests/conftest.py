@@ -17,7 +17,6 @@ import pytest
 PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "test"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REQUIRE = os.environ.get("PENCHANT_REQUIRE_SERVICES") == "1"
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -36,14 +35,6 @@ def need_service(name: str, host: str, port: int) -> None:
     if REQUIRE:
         pytest.fail(f"{message} and PENCHANT_REQUIRE_SERVICES=1")
     pytest.skip(f"{message}; start it to run this test")
-
-
-def need_dataset(name: str) -> Path:
-    """The folder of a dataset in ../shared/datasets, or skip with the reason."""
-    path = DATASETS / name
-    if not path.is_dir():
-        pytest.skip(f"dataset {name} not found at ../shared/datasets (it is not in the repo)")
-    return path
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
-from conftest import need_dataset
 from penchant.cli import app
 from penchant.testing.synthetic import planted_blocks
+from shared_data import need_dataset
 
 runner = CliRunner()
 

@@ -21,13 +21,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import need_dataset
 from penchant.data import Dataset, Weighting, build_dataset, compact, min_support
 from penchant.errors import InvalidInput
 from penchant.ingest.bulk import read_events
 from penchant.ingest.formats import get_preset
 from penchant.schema import EventVocabulary
 from penchant.store.base import EVENT_TABLE_SCHEMA
+from shared_data import need_dataset
 
 #: (user_id, item_id, type, value, ts in microseconds)
 Row = tuple[str | None, str | None, str, float | None, int]

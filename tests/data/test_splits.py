@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import need_dataset
 from penchant.data import PROTOCOLS, Dataset, Split, build_dataset, split
 from penchant.data.splits import holdout_split, leave_last_out, strong_split, temporal_split
 from penchant.errors import InvalidInput
 from penchant.ingest.bulk import read_events
 from penchant.ingest.formats import get_preset
 from penchant.schema import EventVocabulary
+from shared_data import need_dataset
 
 Pair = tuple[int, int]
 SECOND = 1_000_000

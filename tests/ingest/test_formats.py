@@ -9,7 +9,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import need_dataset
 from penchant.errors import InvalidInput
 from penchant.ingest.catalog import file_rows, import_catalog
 from penchant.ingest.formats import PRESETS, get_preset, guess_format
@@ -19,6 +18,7 @@ from penchant.ingest.source import SourceFormat
 from penchant.jobs.imports import import_catalog_file, import_events
 from penchant.settings import Settings, load_settings
 from penchant.store import EventFilter, Store, open_store
+from shared_data import need_dataset
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ the first version did, held the worker's GIL for milliseconds at a time and cost
 it. In a process of its own, scheduled on Linux only when a CPU is otherwise idle
 (`SCHED_IDLE`), the impressions use the CPU the workers leave: at 1,000 requests a second on
 two cores, the writer at nice 10 still took its share at the workers' expense (p99 67 ms in
-the benchmark), and as an idle-time process it did not (p99 16 ms). A service saturated for
-long leaves it little CPU: lists then wait in the worker (up to `max_queued`).
+one benchmark run, against 16 ms as an idle-time process in the next; runs vary, see
+docs/benchmarks.md). A service saturated for long leaves it little CPU: lists then wait in
+the worker (up to `max_queued`).
 
 Lists go to the writer once a second by default: storing a batch has a fixed cost (encoding
 ids, a transaction, its sync), and the writer spent 0.16 ms of CPU per list in batches of 100

@@ -4,12 +4,11 @@
 is read (closed loop), or with `--rate R` requests due on a fixed schedule of R a second,
 each sent by the next free connection (open loop: a request's latency counts from when it
 was due, so time spent waiting for a free connection is measured, not hidden), from one
-asyncio loop (uvloop where installed) over plain streams with a hand-written HTTP/1.1
-exchange, so that the generator costs the machine little CPU. Every request asks for `--k`
-items for a random known user (`u0000000`.. `--users`) with the serving benchmark's
-filters. It stops after
-`--requests` measured requests or `--seconds` seconds, whichever comes first, after
-`--warmup` requests that are not measured.
+asyncio loop (uvloop where installed) over plain sockets (an asyncio Protocol) with a
+hand-written HTTP/1.1 exchange, so that the generator costs the machine little CPU. Every
+request asks for `--k` items for a random known user (`u0000000`.. `--users`) with the
+serving benchmark's filters. It stops after `--requests` measured requests or `--seconds`
+seconds, whichever comes first, after `--warmup` requests that are not measured.
 
 With `--get /health` it sends that instead: what the HTTP stack costs on its own.
 
@@ -17,7 +16,9 @@ The API key comes from the environment variable PENCHANT_BENCH_KEY (not the comm
 where any process could read it). Prints JSON: requests, errors (non-200 answers and
 broken connections), empty (200 answers without items), throughput_rps, p50/p95/p99/max
 and mean ms, wall_s, and the generator's own CPU seconds, on the line after the line
-`measuring` (printed when warm-up ends).
+`measuring` (printed when warm-up ends). With `--trace FILE` it also writes each measured
+answer's due time (Unix seconds, to line up with the server's logs) and latency as CSV:
+when the slow answers came.
 
     PENCHANT_BENCH_KEY=pk_... .venv/bin/python bench/http_load.py --port 8000
 """
@@ -37,57 +38,98 @@ from typing import Any
 FILTERS = {"attributes": {"price": {"max": 600}}, "exclude_categories": ["c03"]}
 
 
-class Client:
-    """One keep-alive connection."""
+class _Answers(asyncio.Protocol):
+    """Reads HTTP/1.1 answers off one connection as they arrive (a Protocol rather than
+    streams: no stream reader, and one future per answer rather than one per read)."""
 
-    def __init__(self, host: str, port: int, head: bytes) -> None:
-        self.host, self.port, self.head = host, port, head
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.closed = False
 
-    async def connect(self) -> None:
-        """(Re)open the connection."""
-        self.close()
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods
+        self.transport = transport  # type: ignore[assignment]
 
-    def close(self) -> None:
-        """Drop the connection."""
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._deliver()
 
-    async def post(self, body: bytes | None) -> tuple[int, bytes]:
-        """Send one request (`head` alone when body is None) and read its answer."""
-        if self.writer is None:
-            await self.connect()
-        assert self.reader is not None and self.writer is not None
-        if body is None:
-            self.writer.write(self.head)
-        else:
-            self.writer.write(self.head + b"%d\r\n\r\n" % len(body) + body)
-        header = await self.reader.readuntil(b"\r\n\r\n")
-        lines = header.split(b"\r\n")
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc or ConnectionResetError("the server closed it"))
+
+    def _deliver(self) -> None:
+        """Complete the waiting request once its whole answer is in the buffer."""
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0 or self.waiter is None or self.waiter.done():
+            return
+        lines = bytes(self.buffer[:end]).split(b"\r\n")
         status = int(lines[0].split(b" ", 2)[1])
-        length, close = 0, False
+        length = 0
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             name = name.strip().lower()
             if name == b"content-length":
                 length = int(value)
             elif name == b"connection" and value.strip().lower() == b"close":
-                close = True
+                self.closed = True
             elif name == b"transfer-encoding":
-                raise RuntimeError("chunked answers are not supported by this generator")
-        data = await self.reader.readexactly(length)
-        if close:
+                self.waiter.set_exception(ValueError("chunked answers are not supported"))
+                return
+        start = end + 4
+        if len(self.buffer) < start + length:
+            return
+        body = bytes(self.buffer[start : start + length])
+        del self.buffer[: start + length]
+        self.waiter.set_result((status, body))
+
+
+class Client:
+    """One keep-alive connection."""
+
+    def __init__(self, host: str, port: int, head: bytes) -> None:
+        self.host, self.port, self.head = host, port, head
+        self.answers: _Answers | None = None
+
+    async def connect(self) -> None:
+        """(Re)open the connection."""
+        self.close()
+        loop = asyncio.get_running_loop()
+        _, self.answers = await loop.create_connection(_Answers, self.host, self.port)
+
+    def close(self) -> None:
+        """Drop the connection."""
+        if self.answers is not None and self.answers.transport is not None:
+            self.answers.transport.close()
+        self.answers = None
+
+    async def post(self, body: bytes | None) -> tuple[int, bytes]:
+        """Send one request (`head` alone when body is None) and read its answer."""
+        if self.answers is None or self.answers.closed:
+            await self.connect()
+        answers = self.answers
+        assert answers is not None and answers.transport is not None
+        answers.waiter = asyncio.get_running_loop().create_future()
+        if body is None:
+            answers.transport.write(self.head)
+        else:
+            answers.transport.write(self.head + b"%d\r\n\r\n" % len(body) + body)
+        answered = await answers.waiter
+        answers.waiter = None
+        if answers.closed:
             self.close()
-        return status, data
+        return answered
 
 
 def body_for(rng: random.Random, users: int, k: int) -> bytes:
-    """A request body for a random known user."""
-    user = f"u{rng.randrange(users):07d}"
-    return json.dumps({"user_id": user, "k": k, "filters": FILTERS}).encode()
+    """A request body for a random known user (the JSON of `{"user_id", "k", "filters"}`)."""
+    return b'{"user_id":"u%07d","k":%d,"filters":%s}' % (rng.randrange(users), k, _FILTERS_JSON)
+
+
+_FILTERS_JSON = json.dumps(FILTERS, separators=(",", ":")).encode()
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -106,6 +148,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await client.connect()
         await asyncio.sleep(args.connect_gap_ms / 1000)
     latencies: list[float] = []
+    trace: list[tuple[float, float]] = []  # (due, latency) of each measured answer
     counts = {"sent": 0, "errors": 0, "empty": 0}
     first_error: list[str] = []
 
@@ -114,7 +157,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         body = None if args.get else body_for(rng, args.users, args.k)
         try:
             status, data = await client.post(body)
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (OSError, ValueError) as exc:
             client.close()
             status, data = 0, repr(exc).encode()
         elapsed = time.perf_counter() - since
@@ -126,6 +169,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 first_error.append(f"{status}: {data[:300].decode(errors='replace')}")
             return
         latencies.append(elapsed)
+        trace.append((since, elapsed))
         if not args.get and b'"items":[]' in data:
             counts["empty"] += 1
 
@@ -166,6 +210,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print("measuring", flush=True)  # tells a watching process that warm-up is over
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     began = time.perf_counter()
+    began_unix = time.time()
     if args.rate:
         await paced(args.requests, args.seconds, True)
     else:
@@ -177,6 +222,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         client.close()
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     latencies.sort()
+    if args.trace:
+        with open(args.trace, "w") as out:
+            out.write("due_unix_s,latency_ms\n")
+            out.writelines(
+                f"{began_unix + due - began:.6f},{lat * 1000:.3f}\n" for due, lat in trace
+            )
 
     def pct(q: float) -> float:
         if not latencies:
@@ -218,6 +269,7 @@ def main() -> None:
     parser.add_argument("--connect-gap-ms", type=float, default=10.0, help="between connects")
     parser.add_argument("--get", metavar="PATH", help="GET this path instead (e.g. /health)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trace", metavar="CSV", help="write each answer's due time and latency")
     parser.add_argument(
         "--rate", type=float, default=0.0, help="open loop at this many requests/s (0: closed)"
     )

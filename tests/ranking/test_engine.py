@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 from ranking_world import NOW, catalog_items
 
+from penchant.data.dataset import IdIndex
 from penchant.errors import InvalidInput, NotFound
+from penchant.models import create_model
 from penchant.models.base import Recommender
 from penchant.ranking import Engine, RankingRequest
 from penchant.ranking.pipeline import DEFAULT_STAGES
 from penchant.ranking.state import Activity
+from penchant.testing.synthetic import planted_blocks
 
 
 def ask(engine: Engine, **fields: object) -> RankingRequest:
@@ -129,3 +132,21 @@ def test_bad_requests_name_the_field(engine: Engine) -> None:
     with pytest.raises(InvalidInput) as err:
         engine.recommend(ask(engine))
     assert err.value.field == "user_id"
+
+
+def test_a_loaded_engine_answers_without_building_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user id lookup is built when the engine is loaded (off the request path during a
+    swap), not by the first request it answers."""
+    data = planted_blocks(n_users=30, n_items=40, blocks=2, density=0.5, rng=1)
+    fresh = {"popular": create_model("popular").fit(data)}
+    engine = Engine("v2", fresh, catalog_items())
+    built: list[int] = []
+    original = IdIndex.__init__
+
+    def counting(self: IdIndex, vocabulary: object) -> None:
+        built.append(1)
+        original(self, vocabulary)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(IdIndex, "__init__", counting)
+    ranked = engine.recommend(ask(engine, user_id="u3", k=5))
+    assert ranked.item_ids and not built

@@ -76,3 +76,38 @@ def test_a_few_keys_against_a_large_cache_read_the_same_codes(store_url: str) ->
         ]
     finally:
         store.close()
+
+
+def test_another_process_encodes_known_and_new_keys_alike(store_url: str) -> None:
+    """A writer whose cache is empty (another process) reads the codes of keys already
+    stored, over several chunks of the lookup, and makes codes for the new keys only."""
+    first = open_store(store_url)
+    first.events.append(
+        "t", [Event(user_id=f"u{i}", item_id="i0", type="view") for i in range(1200)]
+    )
+    first.close()
+    before = _codes(store_url)
+    second = open_store(store_url)  # a fresh cache, as in another worker's process
+    try:
+        mixed = [Event(user_id=f"u{i}", item_id="i1", type="click") for i in range(600, 1800)]
+        second.events.append("t", mixed)
+        stored = {(e.user_id, e.type) for batch in second.events.scan("t") for e in batch}
+    finally:
+        second.close()
+    after = _codes(store_url)
+    assert {key: after[key] for key in before} == before  # known keys keep their codes
+    users = {key for kind, key in after if kind == KIND_USER}
+    assert users == {f"u{i}" for i in range(1800)}
+    assert len(after) == 1800 + 2 + 2  # users, items, types: each once
+    assert {(f"u{i}", "click") for i in range(600, 1800)} <= stored
+    assert len(stored) == 1200 + 1200
+
+
+def _codes(url: str) -> dict[tuple[int, str], int]:
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(dictionary.c.kind, dictionary.c.key, dictionary.c.ix)).all()
+        return {(int(kind), str(key)): int(code) for kind, key, code in rows}
+    finally:
+        store.close()

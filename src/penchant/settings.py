@@ -45,6 +45,13 @@ class ServiceSettings(BaseModel):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_batch: int = Field(default=10_000, ge=1)
     workers: int = Field(default=1, ge=1)
+    pin_workers: bool = Field(
+        default=True,
+        description=(
+            "with several workers and at least as many CPUs (Linux), run each worker's "
+            "request thread on a CPU of its own"
+        ),
+    )
     key_cache_s: float = Field(
         default=5.0, ge=0.0, description="how long a worker trusts a looked-up API key"
     )

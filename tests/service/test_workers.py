@@ -134,14 +134,59 @@ def test_connections_are_dealt_out_evenly(server: tuple[int, int]) -> None:
         conn.close()
 
 
+def allowed_cpus(pid: int, tid: int | None = None) -> set[int]:
+    """The CPUs a thread may run on (a process's main thread by default)."""
+    status = Path(f"/proc/{pid}/task/{tid or pid}/status").read_text()
+    listed = next(
+        line.split(":")[1].strip()
+        for line in status.splitlines()
+        if line.startswith("Cpus_allowed_list")
+    )
+    cpus: set[int] = set()
+    for part in listed.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning needs two CPUs")
+def test_each_worker_answers_on_a_cpu_of_its_own(server: tuple[int, int]) -> None:
+    """Each worker's request thread has a CPU of its own; its impression writer keeps all."""
+    pid, _ = server
+    everything = allowed_cpus(pid)
+    workers = children(pid)
+    pinned = [allowed_cpus(w) for w in workers]
+    assert all(len(cpus) == 1 for cpus in pinned)
+    assert pinned[0] != pinned[1] and pinned[0] | pinned[1] <= everything
+    writers = [c for w in workers for c in children(w)]
+    assert writers and all(allowed_cpus(c) == everything for c in writers)
+
+
+def test_workers_are_not_pinned_when_told_not_to(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"PENCHANT_SERVICE__PIN_WORKERS": "false"}
+    process = start_server(tmp_path, port, workers=2, env=env, log=tmp_path / "server.log")
+    try:
+        wait_for(lambda: len(children(process.pid)) == 2 and healthy(port))
+        both_serving(process.pid, port)
+        everything = allowed_cpus(process.pid)
+        assert all(allowed_cpus(w) == everything for w in children(process.pid))
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
 def test_a_dead_worker_is_replaced(server: tuple[int, int]) -> None:
     pid, port = server
     first, second = children(pid)
+    its_cpus = allowed_cpus(first)
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: len(children(pid)) == 2 and first not in children(pid))
     assert second in children(pid)
     wait_for(lambda: healthy(port))
     both_serving(pid, port)  # the new worker takes connections once it has started
+    (replacement,) = [w for w in children(pid) if w != second]
+    assert allowed_cpus(replacement) == its_cpus  # pinned or not, as the one it replaces
 
 
 def test_workers_leave_with_their_supervisor(tmp_path: Path) -> None:

@@ -15,6 +15,15 @@ Each worker tells the supervisor, over the same Unix socket, how many connection
 received and how many are still open; the supervisor adds those handed over that the
 worker has not counted yet. Once handed over, a connection is the worker's alone.
 
+With as many CPUs as workers or more (Linux, `service.pin_workers`), each worker's request
+thread runs on a CPU of its own, taken from the supervisor's allowed CPUs in order; a worker
+that replaces a dead one takes its CPU. Left to the scheduler, the two workers of a benchmark
+here sometimes queued on one core while the other ran the load generator or nothing: in
+alternating 30 s runs at 1,000 requests a second, the p99 was 8.5, 8.7 and 7.5 ms pinned
+against 16.3, 15.1 and 13.4 ms unpinned, for the same CPU per answer. Only the thread that
+answers requests is pinned, once the app has started: the impression writer, the background
+trainer and the threads started before it keep every CPU.
+
 The supervisor also starts a new worker when one dies, and stops them all on SIGINT or
 SIGTERM; a worker stops by itself when its supervisor is gone (its Unix socket closes), so
 that a killed supervisor leaves no orphan serving an old configuration.
@@ -78,10 +87,11 @@ def serve_workers(settings: Settings) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
+    cpus = worker_cpus(service.workers) if service.pin_workers else [None] * service.workers
     pool = _Pool(multiprocessing.get_context("spawn"), settings_environment(settings))
     try:
-        for _ in range(service.workers):
-            pool.add()
+        for cpu in cpus:
+            pool.add(cpu)
         threading.Thread(target=pool.listen_to_workers, args=(stopping,), daemon=True).start()
         threading.Thread(target=_deal, args=(listener, pool, stopping), daemon=True).start()
         deaths: deque[float] = deque(maxlen=_CRASHES)
@@ -104,6 +114,15 @@ def serve_workers(settings: Settings) -> None:
         stopping.set()
         listener.close()
         pool.stop()
+
+
+def worker_cpus(workers: int) -> list[int | None]:
+    """The CPU of each worker: the allowed CPUs in order when there are enough of them (and
+    more than one worker), otherwise none (the scheduler places them)."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if workers < 2 or len(allowed) < workers:
+        return [None] * workers
+    return list(allowed[:workers])
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -136,6 +155,7 @@ class _Worker:
     handed: int = 0  # connections handed to it
     received: int = 0  # of those, how many it reported having received
     open: int = 0  # connections it reported open
+    cpu: int | None = None  # the CPU its request thread runs on, if pinned
     ready: bool = False  # it reported once: its app has started
     broken: bool = False  # its Unix socket failed: it is dying
     pending: bytes = b""  # a report read in part
@@ -155,15 +175,15 @@ class _Pool:
         self.lock = threading.Lock()
         self.selector = selectors.DefaultSelector()
 
-    def add(self) -> None:
-        """Start one more worker."""
-        worker = self._start()
+    def add(self, cpu: int | None = None) -> None:
+        """Start one more worker (its request thread on `cpu`, if given)."""
+        worker = self._start(cpu)
         with self.lock:
             self.workers.append(worker)
 
     def replace(self, dead: _Worker) -> None:
-        """Start a worker in place of a dead one."""
-        worker = self._start()
+        """Start a worker in place of a dead one (on its CPU)."""
+        worker = self._start(dead.cpu)
         with self.lock:
             self.workers[self.workers.index(dead)] = worker
         self._forget(dead)
@@ -231,15 +251,15 @@ class _Pool:
                 worker.process.kill()
             self._forget(worker)
 
-    def _start(self) -> _Worker:
+    def _start(self, cpu: int | None) -> _Worker:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         process = self.context.Process(
-            target=_work, args=(theirs, self.env), name="penchant-worker"
+            target=_work, args=(theirs, self.env, cpu), name="penchant-worker"
         )
         process.start()
         theirs.close()
         mine.setblocking(False)
-        worker = _Worker(process, mine)
+        worker = _Worker(process, mine, cpu=cpu)
         self.selector.register(mine, selectors.EVENT_READ, worker)
         return worker
 
@@ -268,20 +288,24 @@ def _deal(listener: socket.socket, pool: _Pool, stopping: threading.Event) -> No
                 logger.error("no worker took a connection; it is closed")
 
 
-def _work(channel: socket.socket, env: dict[str, str]) -> None:
-    """One worker: the app built from `env`, serving the connections its supervisor hands it."""
+def _work(channel: socket.socket, env: dict[str, str], cpu: int | None = None) -> None:
+    """One worker: the app built from `env`, serving the connections its supervisor hands it
+    (on `cpu` once started, if given)."""
     os.environ.update(env)
     # Access logs would carry ids in paths; error logs never carry keys or payloads.
     config = uvicorn.Config(APP_FACTORY, factory=True, access_log=False)
-    _HandedServer(config, channel).run()
+    _HandedServer(config, channel, cpu).run()
 
 
 class _HandedServer(uvicorn.Server):
     """uvicorn serving connections received over a Unix socket instead of a listening one."""
 
-    def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
+    def __init__(
+        self, config: uvicorn.Config, channel: socket.socket, cpu: int | None = None
+    ) -> None:
         super().__init__(config)
         self.channel = channel
+        self.cpu = cpu
         self.received = 0
         self.adopting = 0  # received, not yet registered by uvicorn's protocol
         self.reported: tuple[int, int] | None = None
@@ -290,6 +314,10 @@ class _HandedServer(uvicorn.Server):
         await super().startup(sockets=[])  # the app and its lifespan; no listening socket
         if self.should_exit:
             return
+        if self.cpu is not None:
+            # this thread only (Linux pins threads): what the app started keeps every CPU
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, {self.cpu})
         loop = asyncio.get_running_loop()
         # what uvicorn's own listening server makes for each connection it accepts
         protocol = functools.partial(

@@ -52,6 +52,10 @@ CONFIG_TEMPLATE = """\
 # Service worker processes. Two use both cores of a small machine for ingestion (SQLite
 # writers queue for the write lock); online state must then be shared: state.url = Redis.
 # workers = 1
+# With several workers and at least as many CPUs (Linux), each worker answers requests on a
+# CPU of its own; false leaves them to the scheduler (e.g. on a machine shared with other
+# busy programs).
+# pin_workers = true
 # Seconds a worker trusts an API key it has looked up: a key revoked from another process
 # stops working within this time (0 looks every key up on every request).
 # key_cache_s = 5.0

@@ -45,6 +45,9 @@ class Scope(StrEnum):
     RECS_READ = "recs:read"
     CATALOG_WRITE = "catalog:write"
     CATALOG_READ = "catalog:read"
+    PRIVACY_EXPORT = "privacy:export"
+    PRIVACY_ERASE = "privacy:erase"
+    EXPERIMENTS_ADMIN = "experiments:admin"
     ADMIN = "admin"
 
 

@@ -22,7 +22,7 @@ def create(
         str,
         typer.Option(
             help="Comma-separated scopes: events:write, recs:read, catalog:write, "
-            "catalog:read, admin.",
+            "catalog:read, privacy:export, privacy:erase, experiments:admin, admin.",
             show_default=False,
         ),
     ],

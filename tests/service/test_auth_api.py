@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from apitools import Api, events
 
@@ -75,3 +77,23 @@ def test_health_needs_no_key(api: Api) -> None:
     answer = api.client.get("/health")
     assert answer.status_code == 200
     assert answer.json()["status"] == "ok"
+
+
+def test_no_log_line_carries_a_key(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    """Whatever happens to a request, its key reaches no log: valid, wrong, revoked, and on
+    routes that fail for other reasons (validation, an unknown id)."""
+    good = create_key(api.store.keys, "default", ["admin"])
+    revoked = create_key(api.store.keys, "default", ["admin"])
+    api.store.keys.revoke_key(revoked.split("_")[1])
+    wrong = good[:-4] + "AAAA"
+    with caplog.at_level(logging.DEBUG):
+        for key in (good, wrong, revoked):
+            headers = {"Authorization": f"Bearer {key}"}
+            api.client.post("/v1/events", json=events([1]), headers=headers)
+            api.client.post("/v1/events", content=b"{not json", headers=headers)
+            api.client.get("/v1/items/missing", headers=headers)
+            api.client.post("/v1/recommendations", json={"k": 0}, headers=headers)
+    assert caplog.records  # the requests were logged at all
+    for key in (good, wrong, revoked):
+        secret = key.split("_", 2)[2]
+        assert secret not in caplog.text

@@ -18,7 +18,7 @@ scoring, history excluded on both sides; the model source's 200 candidates under
 filters; the served top-20), and the process's peak RSS. `--cprofile` also writes cProfile
 reports of each engine.
 
-HTTP: the real server (`uvicorn`, 2 workers) on a copy of the world's database, once per
+HTTP: the real server (`penchant serve`, 2 workers) on a copy of the world's database, once per
 case (served: the default retrieval; HNSW: `PENCHANT_SERVING__RETRIEVAL=hnsw`; exact:
 `ann_min_items` above the catalog; all with impressions logged, and served once more without),
 loaded by bench/http_load.py in a separate process: 32 keep-alive connections, the same
@@ -981,7 +981,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--rate",
         type=float,
         default=1_000.0,
-        help="HTTP open-loop requests/s after each closed-loop run (0: no open loop)",
+        help="HTTP open-loop requests/s, before each closed-loop load (0: no open loop)",
     )
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument(

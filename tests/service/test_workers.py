@@ -134,19 +134,9 @@ def test_connections_are_dealt_out_evenly(server: tuple[int, int]) -> None:
         conn.close()
 
 
-def allowed_cpus(pid: int, tid: int | None = None) -> set[int]:
-    """The CPUs a thread may run on (a process's main thread by default)."""
-    status = Path(f"/proc/{pid}/task/{tid or pid}/status").read_text()
-    listed = next(
-        line.split(":")[1].strip()
-        for line in status.splitlines()
-        if line.startswith("Cpus_allowed_list")
-    )
-    cpus: set[int] = set()
-    for part in listed.split(","):
-        low, _, high = part.partition("-")
-        cpus.update(range(int(low), int(high or low) + 1))
-    return cpus
+def allowed_cpus(pid: int) -> set[int]:
+    """The CPUs a process's main thread may run on (Linux pins threads one by one)."""
+    return set(os.sched_getaffinity(pid))
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning needs two CPUs")

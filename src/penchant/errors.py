@@ -37,6 +37,12 @@ class Conflict(PenchantError):
     code = "conflict"
 
 
+class Erased(Conflict):
+    """A write for a person who was erased: their tombstone stops it from re-creating them."""
+
+    code = "erased"
+
+
 class Unauthorized(PenchantError):
     """No credential, or one that is not valid."""
 
@@ -71,3 +77,9 @@ class Unavailable(PenchantError):
     """Something the request needs is not ready yet (e.g. no model has been trained)."""
 
     code = "unavailable"
+
+
+class BudgetExceeded(Conflict):
+    """A differentially private release that would spend more than the window's budget."""
+
+    code = "privacy_budget_exceeded"

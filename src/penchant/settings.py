@@ -123,6 +123,33 @@ class SurfaceSettings(BaseModel):
     stages: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class PrivacySettings(BaseModel):
+    """Erasure, retention, pseudonymization and differentially private reports."""
+
+    secret_file: Path | None = Field(
+        default=None,
+        description="the key of keyed hashes (tombstones, pseudonyms, ids in logs), kept "
+        "outside the database; default: privacy.key in the data directory",
+    )
+    pseudonymize: bool = Field(
+        default=False, description="store a keyed hash of external user ids, never the ids"
+    )
+    rebuild_deadline_s: float = Field(
+        default=86_400.0,
+        gt=0.0,
+        description="an erasure's retraining (item-side structures) finishes within this",
+    )
+    retention_days: dict[str, float] = Field(
+        default_factory=dict,
+        description="days each event type is kept ('*': every other type); absent: forever",
+    )
+    dp_epsilon: float = Field(default=1.0, gt=0.0, description="epsilon of one DP report")
+    dp_budget: float = Field(
+        default=10.0, gt=0.0, description="total epsilon of the DP reports of one window"
+    )
+    dp_window_s: float = Field(default=86_400.0, gt=0.0, description="the DP budget's window")
+
+
 class Settings(BaseSettings):
     """Everything configurable. Build it with `load_settings`, not directly."""
 
@@ -139,6 +166,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     surfaces: dict[str, SurfaceSettings] = Field(default_factory=dict)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -161,6 +189,11 @@ class Settings(BaseSettings):
     def key_file(self) -> Path:
         """Where `penchant init` keeps the local admin key."""
         return self.data_dir / "admin.key"
+
+    @property
+    def privacy_secret_file(self) -> Path:
+        """Where the key of keyed hashes lives (created by `penchant init` or on first use)."""
+        return self.privacy.secret_file or self.data_dir / "privacy.key"
 
 
 def load_settings(data_dir: Path | str | None = None, **overrides: Any) -> Settings:

@@ -24,6 +24,11 @@ def test_put_get_delete(api: Api, kind: str, record: dict[str, object]) -> None:
     replaced = api.client.put(f"/v1/{kind}/a1", json={"id": "a1"}, headers=headers)
     assert replaced.status_code == 200
     assert api.client.get(f"/v1/{kind}/a1", headers=headers).json()["attributes"] == {}
+    if kind == "users":  # deleting a person is erasure: see test_erasure_api.py
+        headers = api.headers("catalog:write", "privacy:erase")
+        assert api.client.delete(f"/v1/{kind}/a1", headers=headers).status_code == 200
+        assert api.client.get(f"/v1/{kind}/a1", headers=headers).status_code == 404
+        return
     assert api.client.delete(f"/v1/{kind}/a1", headers=headers).status_code == 204
     missing = api.client.get(f"/v1/{kind}/a1", headers=headers)
     assert missing.status_code == 404

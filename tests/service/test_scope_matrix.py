@@ -28,7 +28,8 @@ NEEDS: dict[tuple[str, str], Scope | None] = {
     ("POST", "/v1/items"): Scope.CATALOG_WRITE,
     ("PUT", "/v1/users/{id}"): Scope.CATALOG_WRITE,
     ("GET", "/v1/users/{id}"): Scope.CATALOG_READ,
-    ("DELETE", "/v1/users/{id}"): Scope.CATALOG_WRITE,
+    ("DELETE", "/v1/users/{id}"): Scope.PRIVACY_ERASE,
+    ("GET", "/v1/erasures/{id}"): Scope.PRIVACY_ERASE,
     ("POST", "/v1/users"): Scope.CATALOG_WRITE,
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 
 from penchant.schema import Event
@@ -39,7 +41,10 @@ def test_an_erased_user_id_is_gone_from_the_dictionary(store_url: str) -> None:
             Event(user_id="bob", item_id="book-2", type="click"),
         ],
     )
-    assert store.erase_user("t", "alice") == 1
+    erased = store.privacy.erase_user(
+        "t", "alice", job_id="j1", actor="test", rebuild_due_at=datetime.now(UTC)
+    )
+    assert erased.counts["events"] == 1
     store.close()
     entries = _entries(store_url)
     assert all(key != "alice" for _, key in entries)

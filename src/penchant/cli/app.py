@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from penchant import __version__
-from penchant.cli import commands, data, evaluate, keys, models, send
+from penchant.cli import commands, data, evaluate, keys, models, privacy, send
 from penchant.errors import PenchantError
 
 
@@ -87,6 +87,7 @@ app.command("train")(models.train)
 app.add_typer(data.app, name="import")
 app.add_typer(keys.app, name="keys")
 app.add_typer(models.app, name="models")
+app.add_typer(privacy.app, name="privacy")
 
 
 def _version(value: bool) -> None:

@@ -97,6 +97,26 @@ CONFIG_TEMPLATE = """\
 # Store every served list as impression events (request_id, surface, position).
 # log_impressions = true
 
+[privacy]
+# The key of keyed hashes (erasure tombstones, pseudonymized ids, ids in logs), kept outside
+# the database, readable by its owner only. Default: privacy.key in the data directory,
+# created on first use. Losing it makes tombstones and pseudonyms unmatchable.
+# secret_file = "penchant-data/privacy.key"
+# Store a keyed hash (HMAC-SHA-256) of external user ids instead of the ids; export and
+# erasure still take the external id.
+# pseudonymize = false
+# An erasure removes the person at once; the item-side structures their data shaped (item
+# factors, neighbour lists, popularity) are rebuilt by a retraining within this many seconds.
+# rebuild_deadline_s = 86400.0
+# Days each event type is kept before `penchant privacy retention` (and the service, daily)
+# deletes it; "*" covers every type not named. Absent: kept until erased.
+# retention_days = {}
+# Differentially private reports: the epsilon of one report, and the total epsilon all
+# reports of a tenant may spend in one window of dp_window_s seconds.
+# dp_epsilon = 1.0
+# dp_budget = 10.0
+# dp_window_s = 86400.0
+
 # An example surface: the stages run in order; sources add candidates, "score" combines
 # their weights, then filters, business rules, re-rankers and explanations.
 # [surfaces.product_page]

@@ -28,14 +28,16 @@ import scipy.sparse as sp
 from penchant.errors import Conflict, InvalidInput, NotFound
 from penchant.models import Recommender, load_model
 from penchant.models.ann import ItemIndex
+from penchant.models.arrays import blank_users, load_arrays
 from penchant.settings import Settings
 from penchant.store.artifacts import LocalArtifactStore
 
 #: The artifact name under which bundles are stored.
 BUNDLE = "recommender"
 MANIFEST = "manifest.json"
-#: Who bought or dismissed what, saved beside the models of a bundle.
-EXCLUSIONS = "exclusions.npz"
+#: Who bought or dismissed what, saved beside the models of a bundle (one .npy per array;
+#: bundles written before that hold `exclusions.npz`).
+EXCLUSIONS = "exclusions"
 #: A factor model's retrieval index, saved in the model's folder when its catalog is large.
 INDEX = "index"
 ACTIVE = "ACTIVE"
@@ -453,16 +455,25 @@ def _fsync_directory(directory: Path) -> None:
 
 def _exclusions(path: Path, model: Recommender) -> dict[str, sp.csr_matrix]:
     """The exclusion matrices of a bundle, shaped by its models' vocabularies."""
-    if not path.is_file():
+    if path.is_dir():
+        arrays = load_arrays(path)
+    elif path.with_suffix(".npz").is_file():
+        with np.load(path.with_suffix(".npz"), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    else:
         return {}
     shape = (len(model.user_ids_), len(model.item_ids_))
+    erased = blank_users(model.user_ids_)
     out: dict[str, sp.csr_matrix] = {}
-    with np.load(path, allow_pickle=False) as npz:
-        for name in npz.files:
-            if not name.endswith("_indptr"):
-                continue
-            kind = name.removesuffix("_indptr")
-            indices = npz[f"{kind}_indices"]
-            data = np.ones(len(indices), dtype=np.float32)
-            out[kind] = sp.csr_matrix((data, indices, npz[name]), shape=shape)
+    for name, indptr in arrays.items():
+        if not name.endswith("_indptr"):
+            continue
+        kind = name.removesuffix("_indptr")
+        indices = arrays[f"{kind}_indices"]
+        data = np.ones(len(indices), dtype=np.float32)
+        for code in erased:  # scrubbed rows: nothing is left to exclude
+            data[indptr[code] : indptr[code + 1]] = 0
+        matrix = sp.csr_matrix((data, indices, indptr), shape=shape)
+        matrix.eliminate_zeros()
+        out[kind] = matrix
     return out

@@ -5,16 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from penchant.privacy.hashing import Hasher, load_secret
 from penchant.settings import Settings
-from penchant.store import Store, open_store
+from penchant.store import Store, TombstoneHash, open_store
+
+
+def settings_hasher(settings: Settings) -> Hasher:
+    """The keyed hashes of the deployment, from its privacy secret (created on first use)."""
+    return Hasher(load_secret(settings.privacy_secret_file))
+
+
+def tombstone_hash(settings: Settings) -> TombstoneHash:
+    """The keyed hash of `(tenant, user_id)` that erasure tombstones hold."""
+    hasher = settings_hasher(settings)
+    return lambda tenant, user: hasher.id(tenant, user, purpose="tombstone")
 
 
 def settings_store(settings: Settings) -> Store:
-    """Open (and migrate) the store the settings name, with their durability options."""
+    """Open (and migrate) the store the settings name, with their durability options and
+    the tombstones of erased people checked on every write."""
     return open_store(
         settings.store_url,
         synchronous=settings.store.synchronous,
         busy_timeout_ms=settings.store.busy_timeout_ms,
+        tombstone_hash=tombstone_hash(settings),
     )
 
 

@@ -28,6 +28,7 @@ from penchant.evaluation.run import evaluate_model
 from penchant.jobs.registry import EXCLUSIONS, INDEX, MANIFEST, ModelRegistry, new_version
 from penchant.models import MODELS, Blend, Recommender, create_model
 from penchant.models.ann import ItemIndex
+from penchant.models.arrays import save_arrays
 from penchant.models.factors import FactorModel
 from penchant.ranking.state import EXCLUSION_TYPES
 from penchant.settings import ServingSettings, Settings
@@ -271,7 +272,7 @@ def _keeping(tables: Iterable[pa.Table], kept: list[pa.Table]) -> Iterator[pa.Ta
 
 
 def _save_exclusions(staging: Path, tables: list[pa.Table], data: Dataset) -> None:
-    """Who bought or dismissed what, for serving to leave out of their lists (`exclusions.npz`).
+    """Who bought or dismissed what, for serving to leave out of their lists (`exclusions/`).
 
     A dismissal carries no training weight, and a purchase can be consumed again elsewhere,
     so neither can be read back from a model's training history.
@@ -281,7 +282,7 @@ def _save_exclusions(staging: Path, tables: list[pa.Table], data: Dataset) -> No
     for kind, matrix in pairs.items():
         arrays[f"{kind}_indptr"] = matrix.indptr
         arrays[f"{kind}_indices"] = matrix.indices
-    np.savez(staging / EXCLUSIONS, allow_pickle=False, **arrays)
+    save_arrays(staging / EXCLUSIONS, arrays)
 
 
 def _save_index(

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from penchant.data import Dataset
 from penchant.data.dataset import IdIndex
 from penchant.errors import InvalidInput, NotFound
+from penchant.models.arrays import ARRAYS_DIR, blank_users, load_arrays, save_arrays
 
 ScoreArray = np.ndarray[Any, np.dtype[np.float32]]
 CodeArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -308,12 +309,22 @@ class Recommender(ABC):
         code = int(self.user_codes([user])[0])
         if code < 0:
             return False
-        hist = self.history_.tolil()
-        hist.rows[code] = []
-        hist.data[code] = []
-        self.history_ = hist.tocsr()
-        self._forget(code)
+        self._clear_user(code)
         return True
+
+    def _clear_user(self, code: int) -> None:
+        """Empty one user's history row and per-user state."""
+        hist = self.history_
+        start, end = int(hist.indptr[code]), int(hist.indptr[code + 1])
+        if end > start:
+            keep = np.ones(hist.nnz, dtype=bool)
+            keep[start:end] = False
+            indptr = hist.indptr.copy()
+            indptr[code + 1 :] -= end - start
+            self.history_ = sp.csr_matrix(
+                (hist.data[keep], hist.indices[keep], indptr), shape=hist.shape
+            )
+        self._forget(code)
 
     def user_codes(self, users: Sequence[str]) -> CodeArray:
         """Codes of user ids in the model's vocabulary; -1 for ids it has not seen."""
@@ -344,7 +355,7 @@ class Recommender(ABC):
 
     # -- artifacts ---------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        """Write the model to a folder: `arrays.npz` and `model.json`, never pickle."""
+        """Write the model to a folder: `arrays/*.npy` and `model.json`, never pickle."""
         self._check_fitted()
         path.mkdir(parents=True, exist_ok=True)
         hist = self.history_
@@ -360,7 +371,7 @@ class Recommender(ABC):
         clash = set(own) & set(arrays)
         if clash:
             raise ValueError(f"{type(self).__name__}._arrays reuses reserved names {clash}")
-        np.savez(path / "arrays.npz", allow_pickle=False, **arrays, **own)
+        save_arrays(path / ARRAYS_DIR, {**arrays, **own})
         meta = {
             "format": ARTIFACT_FORMAT,
             "model": self.name,
@@ -379,8 +390,11 @@ class Recommender(ABC):
 
     def _load_state(self, path: Path, meta: Mapping[str, Any]) -> None:
         """Restore the learned state of a freshly constructed model from its folder."""
-        with np.load(path / "arrays.npz", allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+        if (path / ARRAYS_DIR).is_dir():
+            arrays = load_arrays(path / ARRAYS_DIR)
+        else:  # written before arrays were saved one file each
+            with np.load(path / "arrays.npz", allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
         self._set_vocabularies(arrays.pop("item_ids"), arrays.pop("user_ids"))
         self.history_ = sp.csr_matrix(
             (
@@ -392,6 +406,8 @@ class Recommender(ABC):
         )
         self.popularity_ = arrays.pop("popularity")
         self._restore(arrays, meta)
+        for code in blank_users(self.user_ids_):  # people erased from the saved artifact
+            self._clear_user(int(code))
 
 
 def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:

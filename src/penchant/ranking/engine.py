@@ -117,6 +117,20 @@ class Engine:
         if default_surface not in self.pipelines:
             self.pipelines[default_surface] = build_pipeline(default_surface, DEFAULT_STAGES, names)
 
+    def forget_user(self, user_id: str) -> int:
+        """Erase a person's rows from the loaded models and exclusions; return how many models
+        knew them. The engine is otherwise never changed: this is erasure, not an update."""
+        code = int(self._users.user_codes([user_id])[0])
+        if code < 0:
+            return 0
+        known = sum(model.forget_user(user_id) for model in self.serving.models.values())
+        for kind, matrix in list(self.exclusions.items()):
+            cleared = matrix.copy()
+            cleared.data[cleared.indptr[code] : cleared.indptr[code + 1]] = 0
+            cleared.eliminate_zeros()
+            self.exclusions[kind] = cleared
+        return known
+
     def with_items(self, items: Sequence[Item]) -> Engine:
         """A new engine on the same models, indexes and pipelines with a fresh catalog (an
         item changed: price, stock, a new item); the models are not reloaded."""
@@ -199,7 +213,7 @@ class Engine:
         now = request.now()
         user_code = -1
         trained: CodeArray = np.zeros(0, dtype=np.int64)
-        if request.user_id is not None:
+        if request.user_id is not None and request.profiling:
             user_code = int(self._users.user_codes([request.user_id])[0])
             if user_code >= 0:
                 trained = _row(self._users.history_, user_code)

@@ -137,6 +137,10 @@ class RankingRequest(BaseModel):
     filters: FilterSpec | None = None
     rules: list[Rule] = Field(default_factory=list, max_length=100)
     exclude: list[Id] = Field(default_factory=list, max_length=10_000)
+    profiling: bool = Field(
+        default=True,
+        description="false: rank without the person's own data (their history and profile)",
+    )
 
     def now(self) -> datetime:
         """The request's time: the context's, or the current time."""

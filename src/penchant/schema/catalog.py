@@ -15,8 +15,10 @@ class Item(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Id
-    title: str | None = Field(default=None, max_length=1_000)
-    text: str | None = Field(default=None, max_length=100_000)
+    # No NUL character: a PostgreSQL text column cannot hold one, and every store must answer
+    # the same (found by fuzzing: a NUL in a title was a 500 on PostgreSQL only).
+    title: str | None = Field(default=None, max_length=1_000, pattern=r"^[^\x00]*$")
+    text: str | None = Field(default=None, max_length=100_000, pattern=r"^[^\x00]*$")
     categories: list[Id] = Field(default_factory=list, max_length=100)
     tags: list[Id] = Field(default_factory=list, max_length=200)
     provider: Id | None = None

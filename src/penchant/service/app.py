@@ -14,7 +14,8 @@ from threadpoolctl import threadpool_limits
 
 from penchant import __version__
 from penchant.errors import ConfigError
-from penchant.jobs.store import settings_store
+from penchant.jobs.retention import RetentionScheduler, start_retention
+from penchant.jobs.store import settings_store, tombstone_hash
 from penchant.jobs.trainer import BackgroundTrainer
 from penchant.privacy.keys import CachedKeys
 from penchant.schema import EventVocabulary
@@ -22,7 +23,7 @@ from penchant.service.errors import install_error_handlers
 from penchant.service.hot import HotRoutes, hot_routes
 from penchant.service.limits import BodySizeLimit
 from penchant.service.process import APP_FACTORY
-from penchant.service.routes import catalog, events, health, recommendations
+from penchant.service.routes import catalog, events, health, privacy, recommendations
 from penchant.service.serving import EVENTS_SINCE_TRAINING, Online, ServedModels
 from penchant.service.workers import can_deal, serve_workers
 from penchant.settings import Settings, load_settings, settings_environment
@@ -54,7 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.vocabulary = EventVocabulary(settings.events.custom_types)
     # the hot routes first: a request is matched against the routes in order
-    routers = (recommendations.router, health.router, events.router, catalog.items, catalog.users)
+    routers = (
+        recommendations.router,
+        health.router,
+        events.router,
+        catalog.items,
+        catalog.users,
+        privacy.router,
+    )
     for router in routers:
         app.include_router(router)
     # Middleware added first runs innermost: the hot routes see bodies already limited.
@@ -72,6 +80,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = settings_store(settings)
     serving: ServedModels | None = None
     trainer: BackgroundTrainer | None = None
+    retention: RetentionScheduler | None = None
     blas = pin_threads()
     try:
         check_bind_safety(settings.service.host, store)
@@ -79,14 +88,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = store
         app.state.keys = CachedKeys(store.keys, settings.service.key_cache_s)
         app.state.online = Online(
-            state, settings.serving.recent_items, settings.serving.session_ttl_s
+            state,
+            settings.serving.recent_items,
+            settings.serving.session_ttl_s,
+            tombstone=tombstone_hash(settings),
         )
         serving = app.state.serving = ServedModels(settings, store, state)
         serving.start()
         trainer = background_trainer(settings, state)
+        # Every worker runs its own (daily, when retention is configured): deletes are
+        # idempotent, so workers that overlap only find less to delete.
+        retention = start_retention(settings)
         _tune_gc()
         yield
     finally:
+        if retention is not None:
+            retention.stop()
         if trainer is not None:
             trainer.stop()
         if serving is not None:

@@ -49,6 +49,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "The store is unavailable; retry"},
 }
 
+#: The error answer of every route with an `{id}` in its path: no such record, or an id with a
+#: `/` in it, which makes a path that no route matches.
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such record, or no route for this id"},
+}
+
 
 class EventsIn(BaseModel):
     """A batch of events (documentation only: the route validates the raw body itself)."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from penchant.errors import PenchantError, Unavailable
+from penchant.jobs.erase import GONE_PREFIX
 from penchant.jobs.registry import ModelRegistry
 from penchant.ranking import Engine, OnlineState
 from penchant.schema import Event, Item
@@ -128,11 +130,26 @@ class ServedModel:
 
 @dataclass
 class Online:
-    """The online state of every tenant, and the count of events since the last training."""
+    """The online state of every tenant, and the count of events since the last training.
+
+    Attributes:
+        state: the state store.
+        keep: recent items kept per person and session.
+        session_ttl_s: how long a quiet session is kept.
+        tombstone: the keyed hash erasure tombstones hold, `(tenant, user) -> hex`.
+    """
 
     state: StateStore
     keep: int
     session_ttl_s: float
+    tombstone: Callable[[str, str], str] | None = None
+
+    def erased(self, tenant: str, user_id: str) -> bool:
+        """Whether a person was erased and the retraining without them is not served yet:
+        then no worker may rank from their rows, which may still be in its memory."""
+        if self.tombstone is None:
+            return False
+        return self.state.get(tenant, GONE_PREFIX + self.tombstone(tenant, user_id)) is not None
 
     def of(self, tenant: str) -> OnlineState:
         """The online state of one tenant."""
@@ -167,6 +184,12 @@ class ServedModels:
                     tenant, ServedModel(self.settings, self.store, self.state, tenant)
                 )
         return served
+
+    def forget_user(self, tenant: str, user_id: str) -> int:
+        """Erase a person from this process's loaded engine; return how many models knew them."""
+        served = self._by_tenant.get(tenant)
+        engine = None if served is None else served._engine
+        return 0 if engine is None else engine.forget_user(user_id)
 
     def start(self) -> None:
         """Load the default tenant's active model now, and start the impression writer."""

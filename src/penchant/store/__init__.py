@@ -24,7 +24,9 @@ from penchant.store.sql.dictionary import Dictionary
 from penchant.store.sql.engine import Synchronous, make_engine, migrate
 from penchant.store.sql.events import SqlEventStore
 from penchant.store.sql.keys import SqlKeyStore
+from penchant.store.sql.privacy import ErasedRows, ErasureRecord, SqlPrivacyStore
 from penchant.store.sql.quality import data_quality
+from penchant.store.sql.tombstones import TombstoneHash, Tombstones
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Store:
     events: EventStore
     catalog: CatalogStore
     keys: KeyStore
+    privacy: SqlPrivacyStore
     engine: Engine
     _codes: Dictionary
 
@@ -42,21 +45,27 @@ class Store:
         """The data-quality report of a tenant (counts, unknown items, event mix)."""
         return data_quality(self.engine, self._codes, tenant)
 
-    def erase_user(self, tenant: str, user_id: str) -> int:
-        """Delete a user's events and catalog record; return the number of events deleted."""
-        deleted = self.events.delete_user(tenant, user_id)
-        self.catalog.delete_user(tenant, user_id)
-        return deleted
-
     def close(self) -> None:
         """Release connections."""
         self.engine.dispose()
 
 
 def open_store(
-    url: str, *, synchronous: Synchronous = "FULL", busy_timeout_ms: int = 30_000
+    url: str,
+    *,
+    synchronous: Synchronous = "FULL",
+    busy_timeout_ms: int = 30_000,
+    tombstone_hash: TombstoneHash | None = None,
 ) -> Store:
     """Open (and migrate) the store at a URL: `sqlite:///file.db` or `postgresql://...`.
+
+    Args:
+        url: the store URL.
+        synchronous: SQLite's durability level.
+        busy_timeout_ms: how long a SQLite writer waits for the lock.
+        tombstone_hash: the keyed hash of `(tenant, user_id)` that erasure tombstones hold;
+            with it, writes for an erased person are refused. Without it erasure leaves no
+            tombstone (a library user's choice; the CLI and the service always pass one).
 
     Raises:
         ConfigError: the URL is not supported.
@@ -69,11 +78,13 @@ def open_store(
         engine.dispose()
         raise StoreError(f"cannot open the store: {exc.orig}") from exc
     codes = Dictionary()
+    tombstones = Tombstones(tombstone_hash)
     return Store(
         url=url,
-        events=SqlEventStore(engine, codes),
-        catalog=SqlCatalogStore(engine, codes),
+        events=SqlEventStore(engine, codes, tombstones),
+        catalog=SqlCatalogStore(engine, codes, tombstones),
         keys=SqlKeyStore(engine),
+        privacy=SqlPrivacyStore(engine, codes, tombstones),
         engine=engine,
         _codes=codes,
     )
@@ -85,11 +96,14 @@ __all__ = [
     "ApiKeyRecord",
     "CatalogStore",
     "DataQuality",
+    "ErasedRows",
+    "ErasureRecord",
     "EventFilter",
     "EventStore",
     "KeyStore",
     "Store",
     "Synchronous",
+    "TombstoneHash",
     "events_to_table",
     "open_store",
 ]

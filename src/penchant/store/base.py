@@ -35,11 +35,14 @@ class Ack:
         duplicates: event ids that were already stored (or repeated in the batch) and so were
             not stored again.
         skipped_batch: the whole batch carried a batch key that was already applied.
+        refused: positions in the batch of rows not stored because their user was erased
+            (a tombstone stops a later event from re-creating the person).
     """
 
     stored: int
     duplicates: tuple[str, ...] = ()
     skipped_batch: bool = False
+    refused: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,24 @@ class EventStore(Protocol):
         """Delete every event of a user; return how many."""
         ...
 
-    def count(self, tenant: str) -> int:
-        """How many events a tenant has."""
+    def delete_before(
+        self, tenant: str, event_type: str, before: datetime, *, batch_size: int = 10_000
+    ) -> int:
+        """Delete a tenant's events of one type older than `before`; return how many.
+
+        Rows go in chunks of at most `batch_size`, each committed on its own: a process killed
+        midway keeps the chunks it committed and loses nothing else, and a chunk holds the
+        write lock only briefly. Running it again finishes the job (it is idempotent). A type
+        the tenant never stored deletes nothing and is not recorded.
+        """
+        ...
+
+    def event_types(self, tenant: str) -> list[str]:
+        """The event types a tenant has ever stored, sorted (retention's "every other type")."""
+        ...
+
+    def count(self, tenant: str, where: EventFilter | None = None) -> int:
+        """How many events a tenant has (that match `where`, when given)."""
         ...
 
 

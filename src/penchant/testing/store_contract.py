@@ -236,6 +236,44 @@ class StoreContract:
             e.event_id for b in store.events.scan("t", EventFilter(user_id="gone")) for e in b
         ] == ["e4"]
 
+    def test_delete_before_removes_only_that_tenants_expired_rows_of_that_type(
+        self, store: Store
+    ) -> None:
+        # Interleaved types and an unexpired click amid expired ones: chunks must skip them.
+        sent = [ev(n, kind="click" if n % 2 else "view") for n in range(1, 21)]
+        sent.append(ev(0, kind="click").model_copy(update={"event_id": "late"}))
+        sent.append(ev(99, kind="click").model_copy(update={"timestamp": T0}))
+        store.events.append("t", sent)
+        store.events.append("other", [ev(n) for n in range(1, 6)])
+        cut = T0 + timedelta(seconds=11)
+        for batch_size in (3, 5):  # a partial last chunk, and chunks that end exactly
+            deleted = store.events.delete_before("t", "click", cut, batch_size=batch_size)
+            assert deleted == (7 if batch_size == 3 else 0)
+        left = [(e.type, e.timestamp) for b in store.events.scan("t") for e in b]
+        assert sorted(t for t, _ in left) == ["click"] * 5 + ["view"] * 10
+        assert all(ts >= cut for t, ts in left if t == "click")
+        assert store.events.count("other") == 5
+        assert store.events.delete_before("t", "view", cut, batch_size=1) == 5
+
+    def test_delete_before_an_unknown_type_or_tenant_deletes_and_records_nothing(
+        self, store: Store
+    ) -> None:
+        store.events.append("t", [ev(1, kind="view"), ev(2, kind="click")])
+        later = T0 + timedelta(days=1)
+        assert store.events.delete_before("t", "never", later) == 0
+        assert store.events.delete_before("nobody", "click", later) == 0
+        assert store.events.event_types("t") == ["click", "view"]
+        assert store.events.event_types("nobody") == []
+        assert store.events.count("t") == 2
+
+    def test_count_with_a_filter_counts_what_scan_returns(self, store: Store) -> None:
+        store.events.append("t", [ev(n, kind="click" if n < 4 else "view") for n in range(1, 8)])
+        where = EventFilter(types=("click",), until=T0 + timedelta(seconds=3))
+        assert store.events.count("t", where) == 2
+        assert store.events.count("t", EventFilter(types=("never",))) == 0
+        assert store.events.count("t", EventFilter(user_id="nobody")) == 0
+        assert store.events.count("t") == 7
+
     def test_concurrent_writers_store_each_event_once(self, store: Store) -> None:
         batch = [ev(n) for n in range(200)]
         acks = []

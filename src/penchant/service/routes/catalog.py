@@ -22,6 +22,7 @@ from penchant.service.deps import (
 )
 from penchant.service.schemas import (
     ERROR_RESPONSES,
+    NOT_FOUND,
     ItemsIn,
     RowErrorOut,
     UpsertOut,
@@ -44,7 +45,7 @@ class Resource(Generic[R]):
     batch_model: type[ItemsIn | UsersIn]
     upsert: Callable[[Store, str, Sequence[R]], int]
     get: Callable[[Store, str, str], R | None]
-    delete: Callable[[Store, str, str], bool]
+    delete: Callable[[Store, str, str], bool] | None  # None: deleting is erasure (privacy)
     served: bool = False  # whether serving must rebuild its catalog after a write
 
 
@@ -61,7 +62,9 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
     one = name.removesuffix("s")
     router = APIRouter(prefix=f"/v1/{name}", tags=[name], responses=ERROR_RESPONSES)
 
-    @router.put("/{id}", response_model=model, openapi_extra=json_body(model, ("id",)))
+    @router.put(
+        "/{id}", response_model=model, responses=NOT_FOUND, openapi_extra=json_body(model, ("id",))
+    )
     def put_record(
         key: CatalogWriter, store: StoreDep, serving: ServingDep, record_id: RecordId, body: BodyDep
     ) -> R:
@@ -71,7 +74,7 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
         changed(serving, key.tenant)
         return record
 
-    @router.get("/{id}", response_model=model)
+    @router.get("/{id}", response_model=model, responses=NOT_FOUND)
     def get_record(key: CatalogReader, store: StoreDep, record_id: RecordId) -> R:
         """One record of the key's tenant."""
         record = resource.get(store, key.tenant, record_id)
@@ -79,14 +82,17 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
             raise NotFound(f"no such {one}", field="id")
         return record
 
-    @router.delete("/{id}", status_code=204, response_class=Response)
-    def delete_record(
-        key: CatalogWriter, store: StoreDep, serving: ServingDep, record_id: RecordId
-    ) -> None:
-        """Delete one catalog record of the key's tenant; a user's events are not touched."""
-        if not resource.delete(store, key.tenant, record_id):
-            raise NotFound(f"no such {one}", field="id")
-        changed(serving, key.tenant)
+    remove = resource.delete
+    if remove is not None:
+
+        @router.delete("/{id}", status_code=204, response_class=Response, responses=NOT_FOUND)
+        def delete_record(
+            key: CatalogWriter, store: StoreDep, serving: ServingDep, record_id: RecordId
+        ) -> None:
+            """Delete one catalog record of the key's tenant."""
+            if not remove(store, key.tenant, record_id):
+                raise NotFound(f"no such {one}", field="id")
+            changed(serving, key.tenant)
 
     @router.post("", response_model=UpsertOut, openapi_extra=json_body(resource.batch_model))
     def upsert_records(
@@ -134,6 +140,6 @@ users = catalog_router(
         batch_model=UsersIn,
         upsert=lambda store, tenant, records: store.catalog.upsert_users(tenant, records),
         get=lambda store, tenant, record_id: store.catalog.get_user(tenant, record_id),
-        delete=lambda store, tenant, record_id: store.catalog.delete_user(tenant, record_id),
+        delete=None,  # DELETE /v1/users/{id} erases the person everywhere (routes.privacy)
     )
 )

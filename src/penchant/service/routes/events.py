@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from penchant.ingest.validate import InvalidBatch, parse_event_batch
+from penchant.ingest.validate import InvalidBatch, RowError, parse_event_batch
 from penchant.service.deps import (
     BodyDep,
     EventsWriter,
@@ -34,7 +34,8 @@ def post_events(
 
     The answer comes only after the events are durably stored; the next recommendation for
     the user or session already reflects them. With `partial=false` (the default) one
-    invalid event rejects the whole batch with 422 and nothing is stored.
+    invalid event rejects the whole batch with 422 and nothing is stored. Events of a person
+    who was erased are never stored (that would re-create them) and are listed as rejected.
     """
     batch = parse_event_batch(
         body, vocabulary, max_batch=settings.service.max_batch, partial=partial
@@ -43,8 +44,32 @@ def post_events(
         raise InvalidBatch(batch.errors)
     ack = store.events.append(key.tenant, batch.events) if batch.events else Ack(stored=0)
     if ack.stored:
-        repeated = set(ack.duplicates)
-        online.record(key.tenant, [e for e in batch.events if e.event_id not in repeated])
+        repeated, refused = set(ack.duplicates), set(ack.refused)
+        online.record(
+            key.tenant,
+            [
+                e
+                for i, e in enumerate(batch.events)
+                if e.event_id not in repeated and i not in refused
+            ],
+        )
+    errors = batch.errors + _refused(batch.errors, len(batch.events), ack.refused)
     return EventsOut(
-        stored=ack.stored, duplicates=list(ack.duplicates), rejected=RowErrorOut.of(batch.errors)
+        stored=ack.stored, duplicates=list(ack.duplicates), rejected=RowErrorOut.of(errors)
     )
+
+
+def _refused(errors: list[RowError], n_valid: int, refused: tuple[int, ...]) -> list[RowError]:
+    """Row errors for the events the store refused, at their positions in the request."""
+    if not refused:
+        return []
+    invalid = {e.index for e in errors if e.index is not None}
+    positions = [i for i in range(n_valid + len(invalid)) if i not in invalid]
+    return [
+        RowError(
+            index=positions[i],
+            field=f"events[{positions[i]}].user_id",
+            message="this user was erased; their events are no longer accepted",
+        )
+        for i in refused
+    ]

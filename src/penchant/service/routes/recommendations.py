@@ -22,6 +22,7 @@ from penchant.service.deps import BEARER, authorize
 from penchant.service.impressions import Impressions, ServedList
 from penchant.service.schemas import (
     ERROR_RESPONSES,
+    NOT_FOUND,
     RecommendationsOut,
     json_body,
 )
@@ -48,11 +49,14 @@ async def get_recommendations(
     surface: Surface = None,
     page_item: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     context: ContextJson = None,
+    profiling: Annotated[
+        bool, Query(description="false: rank without the person's own data")
+    ] = True,
 ) -> Response:
     """Recommendations for a known user (`user_id`) or an anonymous session (`session_id`)."""
     key = await authorize(request, Scope.RECS_READ)
     fields: dict[str, Any] = {"user_id": user_id, "session_id": session_id, "k": k}
-    fields["surface"] = surface
+    fields["surface"], fields["profiling"] = surface, profiling
     fields["context"] = {**_context(context), **({"page_item": page_item} if page_item else {})}
     return _answer(request, key.tenant, _request(fields))
 
@@ -76,7 +80,10 @@ async def post_recommendations(request: Request) -> Response:
 
 
 @router.get(
-    "/v1/sessions/{id}/recommendations", response_model=RecommendationsOut, openapi_extra=BEARER
+    "/v1/sessions/{id}/recommendations",
+    response_model=RecommendationsOut,
+    responses=NOT_FOUND,
+    openapi_extra=BEARER,
 )
 async def get_session_recommendations(
     request: Request,
@@ -91,12 +98,18 @@ async def get_session_recommendations(
     return _answer(request, key.tenant, _request(fields))
 
 
-@router.get("/v1/items/{id}/similar", response_model=RecommendationsOut, openapi_extra=BEARER)
+@router.get(
+    "/v1/items/{id}/similar",
+    response_model=RecommendationsOut,
+    responses=NOT_FOUND,
+    openapi_extra=BEARER,
+)
 async def get_similar_items(
     request: Request, item_id: PathId, k: K = 10, surface: Surface = None
 ) -> Response:
     """Items like this one (the surface's filters and rules apply)."""
     key = await authorize(request, Scope.RECS_READ)
+    _request({"k": k, "surface": surface})  # a 422 for what the engine's request would refuse
     engine = request.app.state.serving.of(key.tenant).engine()
     return _out(engine.similar(item_id, k, surface), uuid.uuid4().hex)
 
@@ -125,8 +138,12 @@ def _context(text: str | None) -> dict[str, Any]:
 def _answer(http: Request, tenant: str, request: RankingRequest) -> Response:
     serving = http.app.state.serving
     engine: Engine = serving.of(tenant).engine()
-    state = http.app.state.online.of(tenant)
-    user = state.user(request.user_id) if request.user_id is not None else None
+    online = http.app.state.online
+    state = online.of(tenant)
+    if request.user_id is not None and request.profiling and online.erased(tenant, request.user_id):
+        request = request.model_copy(update={"profiling": False})
+    personal = request.user_id is not None and request.profiling
+    user = state.user(request.user_id) if personal else None
     session = state.session(request.session_id) if request.session_id is not None else None
     ranked = engine.recommend(request, user, session)
     request_id = uuid.uuid4().hex

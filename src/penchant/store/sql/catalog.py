@@ -11,11 +11,13 @@ from sqlalchemy import Engine, Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from penchant.errors import Erased
 from penchant.schema import ConsentState, Item, User
 from penchant.schema.common import from_micros, to_micros
 from penchant.store.sql.dictionary import Dictionary
 from penchant.store.sql.engine import read_tx, write_tx
 from penchant.store.sql.tables import items, users
+from penchant.store.sql.tombstones import Tombstones
 
 
 def _now() -> int:
@@ -82,9 +84,10 @@ def _row_user(row: Any) -> User:
 class SqlCatalogStore:
     """`CatalogStore` over SQLite or PostgreSQL."""
 
-    def __init__(self, engine: Engine, codes: Dictionary) -> None:
+    def __init__(self, engine: Engine, codes: Dictionary, tombstones: Tombstones) -> None:
         self._engine = engine
         self._codes = codes
+        self._tombstones = tombstones
 
     def upsert_items(self, tenant: str, records: Sequence[Item]) -> int:
         """Insert or replace items; return how many were written."""
@@ -101,10 +104,23 @@ class SqlCatalogStore:
         with write_tx(self._engine) as conn:
             tenant_ix = self._codes.tenant(conn, tenant, create=True)
             assert tenant_ix is not None
+            if table is users:
+                self._refuse_erased(conn, tenant, tenant_ix, [r.id for r, _ in pairs])
             # The last record of an id in a batch wins, as if they were sent one by one.
             rows = {r.id: build(tenant_ix, r, now) for r, build in pairs}
             _upsert(conn, table, key, list(rows.values()))
         return len(pairs)
+
+    def _refuse_erased(self, conn: Any, tenant: str, tenant_ix: int, ids: list[str]) -> None:
+        epoch = self._codes.sync_epoch(conn, tenant_ix)
+        erased = self._tombstones.erased(conn, tenant, tenant_ix, epoch, ids)
+        if erased:
+            first = next(i for i in ids if i in erased)
+            raise Erased(
+                f"user {first!r} was erased; a tombstone stops a write from re-creating them "
+                "(lift it with 'penchant privacy reinstate' if they came back)",
+                field="user_id",
+            )
 
     def get_item(self, tenant: str, item_id: str) -> Item | None:
         """One item, or None."""

@@ -76,8 +76,12 @@ class Dictionary:
             self._tenants[tenant] = int(row[0])
         return int(row[0])
 
-    def sync_epoch(self, conn: Connection, tenant_ix: int) -> None:
-        """Drop cached codes of a tenant if an erasure happened since they were read."""
+    def sync_epoch(self, conn: Connection, tenant_ix: int) -> int:
+        """Drop cached codes of a tenant if an erasure happened since they were read.
+
+        Returns:
+            The tenant's epoch as this transaction sees it.
+        """
         row = conn.execute(select(tenants.c.epoch).where(tenants.c.ix == tenant_ix)).first()
         epoch = int(row[0]) if row else 0
         if self._epochs.get(tenant_ix) != epoch:
@@ -85,6 +89,7 @@ class Dictionary:
                 for key in [k for k in self._codes if k[0] == tenant_ix]:
                     del self._codes[key]
                 self._epochs[tenant_ix] = epoch
+        return epoch
 
     def bump_epoch(self, conn: Connection, tenant_ix: int) -> None:
         """Record that codes of this tenant were deleted."""

@@ -73,6 +73,9 @@ def _sqlite_events(engine: Engine, synchronous: Synchronous, busy_timeout_ms: in
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA cache_size=-131072")
         cursor.execute("PRAGMA temp_store=MEMORY")
+        # Deleted content is overwritten with zeros, so that an erased person's bytes do not
+        # linger in free pages of the file (erasure then checkpoints the WAL).
+        cursor.execute("PRAGMA secure_delete=ON")
         # Checkpoint every ~64 MiB of WAL instead of every 4 MiB: pages rewritten by many
         # commits (indexes, the dictionary) reach the database file once per checkpoint.
         cursor.execute("PRAGMA wal_autocheckpoint=16384")

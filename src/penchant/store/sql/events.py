@@ -32,6 +32,7 @@ from penchant.store.sql.tables import (
     events,
     import_batches,
 )
+from penchant.store.sql.tombstones import Tombstones
 
 _KEY_COLUMNS = (
     ("user_id", "user_ix", KIND_USER),
@@ -55,9 +56,10 @@ _ROW_COLUMNS = (
 class SqlEventStore:
     """`EventStore` over SQLite or PostgreSQL."""
 
-    def __init__(self, engine: Engine, codes: Dictionary) -> None:
+    def __init__(self, engine: Engine, codes: Dictionary, tombstones: Tombstones) -> None:
         self._engine = engine
         self._codes = codes
+        self._tombstones = tombstones
 
     # -- writes ---------------------------------------------------------------------------
     def append(self, tenant: str, items: Sequence[Event]) -> Ack:
@@ -81,7 +83,10 @@ class SqlEventStore:
                     return Ack(stored=0, skipped_batch=True)
             if table.num_rows == 0:
                 return Ack(stored=0)
-            self._codes.sync_epoch(conn, tenant_ix)
+            epoch = self._codes.sync_epoch(conn, tenant_ix)
+            table, refused = self._refuse_erased(conn, tenant, tenant_ix, epoch, table)
+            if table.num_rows == 0:
+                return Ack(stored=0, refused=refused)
             codes = {
                 target: self._encode(conn, tenant_ix, kind, table.column(source))
                 for source, target, kind in _KEY_COLUMNS
@@ -109,7 +114,22 @@ class SqlEventStore:
                         at=int(time.time() * 1_000_000),
                     )
                 )
-        return Ack(stored=stored, duplicates=tuple(duplicates))
+        return Ack(stored=stored, duplicates=tuple(duplicates), refused=refused)
+
+    def _refuse_erased(
+        self, conn: Any, tenant: str, tenant_ix: int, epoch: int, table: pa.Table
+    ) -> tuple[pa.Table, tuple[int, ...]]:
+        """Drop the rows of erased people: a later event must not re-create them."""
+        column = table.column("user_id")
+        if column.null_count == len(column):
+            return table, ()
+        distinct = pc.unique(column.drop_null()).to_pylist()
+        erased = self._tombstones.erased(conn, tenant, tenant_ix, epoch, distinct)
+        if not erased:
+            return table, ()
+        hit = pc.fill_null(pc.is_in(column, value_set=pa.array(sorted(erased))), False)
+        refused = tuple(int(i) for i in np.flatnonzero(hit.to_numpy(zero_copy_only=False)))
+        return table.filter(pc.invert(hit)), refused
 
     def _encode(self, conn: Any, tenant_ix: int, kind: int, column: pa.ChunkedArray) -> pa.Array:
         """Dictionary codes of a key column, as int64 with the column's nulls."""
@@ -140,15 +160,85 @@ class SqlEventStore:
             self._codes.bump_epoch(conn, tenant_ix)
             return int(result.rowcount)
 
+    def delete_before(
+        self, tenant: str, event_type: str, before: datetime, *, batch_size: int = 10_000
+    ) -> int:
+        """See `EventStore.delete_before`.
+
+        The log is walked once, in windows of `batch_size` sequence numbers (a primary key
+        range, so the work per chunk stays the same however large the log and whatever the
+        planner believes); a chunk's rows are found in read transactions and deleted by
+        primary key in a write transaction of their own that checks the condition again, so
+        the write lock is held only for the deletes. Rows stored after the walk began are
+        left for the next run.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        with read_tx(self._engine) as conn:
+            tenant_ix = self._codes.tenant(conn, tenant, create=False)
+            code = None
+            if tenant_ix is not None:
+                code = self._codes.lookup(conn, tenant_ix, KIND_TYPE, event_type)
+            top = int(conn.execute(select(func.coalesce(func.max(events.c.seq), 0))).scalar_one())
+        if tenant_ix is None or code is None:
+            return 0
+        condition = (int(tenant_ix), int(code), to_micros(before))
+        deleted, done = 0, 0
+        while done < top:
+            seqs, done = self._expired(condition, done, top, batch_size)
+            if seqs:
+                with write_tx(self._engine) as conn:
+                    deleted += _delete_rows(conn, seqs, condition)
+        return deleted
+
+    def _expired(
+        self, condition: tuple[int, int, int], after: int, top: int, limit: int
+    ) -> tuple[list[int], int]:
+        """Up to `limit` sequence numbers of expired rows after `after`, read window by
+        window (each its own short read transaction), and how far the walk got."""
+        seqs: list[int] = []
+        while after < top and len(seqs) < limit:
+            upto = min(after + limit, top)
+            with read_tx(self._engine) as conn:
+                ph = placeholder(conn)
+                cur = raw_cursor(conn)
+                cur.execute(
+                    f"SELECT seq FROM events WHERE seq > {ph} AND seq <= {ph} "
+                    f"AND {_EXPIRED.format(ph=ph)} ORDER BY seq",
+                    (after, upto, *condition),
+                )
+                seqs.extend(int(row[0]) for row in cur.fetchall())
+            after = upto
+        if len(seqs) > limit:
+            seqs = seqs[:limit]
+            after = seqs[-1]
+        return seqs, after
+
     # -- reads ----------------------------------------------------------------------------
-    def count(self, tenant: str) -> int:
+    def event_types(self, tenant: str) -> list[str]:
+        """See `EventStore.event_types`."""
+        with read_tx(self._engine) as conn:
+            tenant_ix = self._codes.tenant(conn, tenant, create=False)
+            if tenant_ix is None:
+                return []
+            rows = conn.execute(
+                select(dictionary.c.key)
+                .where(dictionary.c.tenant_ix == tenant_ix, dictionary.c.kind == KIND_TYPE)
+                .order_by(dictionary.c.key)
+            )
+            return [str(key) for (key,) in rows]
+
+    def count(self, tenant: str, where: EventFilter | None = None) -> int:
         """See `EventStore.count`."""
         with read_tx(self._engine) as conn:
             tenant_ix = self._codes.tenant(conn, tenant, create=False)
             if tenant_ix is None:
                 return 0
+            conditions = self._conditions(conn, tenant_ix, where or EventFilter())
+            if conditions is None:
+                return 0
             n = conn.execute(
-                select(func.count()).select_from(events).where(events.c.tenant_ix == tenant_ix)
+                select(func.count()).select_from(events).where(*conditions)
             ).scalar_one()
             return int(n)
 
@@ -309,6 +399,32 @@ def _pylist(column: pa.ChunkedArray) -> list[Any]:
     if column.null_count == 0 and pa.types.is_integer(column.type):
         return column.to_numpy().tolist()  # type: ignore[no-any-return]
     return column.to_pylist()  # type: ignore[no-any-return]
+
+
+#: The rows `delete_before` removes: a tenant's events of one type older than a time. The
+#: unary `+` keeps the planners off `ix_events_user (tenant_ix, user_ix)`: through it, both
+#: read (and sorted) all of the tenant's rows for every chunk (9 times slower on 1M rows on
+#: SQLite), where a range of the primary key reads only the chunk's window.
+_EXPIRED = "+tenant_ix = {ph} AND +type_ix = {ph} AND +ts < {ph}"
+
+
+def _delete_rows(conn: Any, seqs: list[int], condition: tuple[int, int, int]) -> int:
+    """Delete the rows of these sequence numbers that still match; return how many.
+
+    The numbers travel as one parameter (a JSON array on SQLite, an array on PostgreSQL),
+    so a chunk of any size is one statement under the drivers' parameter limits.
+    """
+    cur = raw_cursor(conn)
+    if conn.dialect.name == "postgresql":
+        where = _EXPIRED.format(ph="%s")
+        cur.execute(f"DELETE FROM events WHERE seq = ANY(%s) AND {where}", (seqs, *condition))
+    else:
+        where = _EXPIRED.format(ph="?")
+        cur.execute(
+            f"DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) AND {where}",
+            (orjson.dumps(seqs).decode(), *condition),
+        )
+    return int(cur.rowcount)
 
 
 def _insert_sqlite(conn: Any, rows: pa.Table) -> tuple[int, list[str]]:

@@ -73,6 +73,14 @@ events = Table(
         sqlite_where=text("event_id IS NOT NULL"),
         postgresql_where=text("event_id IS NOT NULL"),
     ),
+    # What erasure and export look a person up by (migration 0002).
+    Index("ix_events_user", "tenant_ix", "user_ix"),
+    Index(
+        "ix_events_session",
+        "session_ix",
+        sqlite_where=text("session_ix IS NOT NULL"),
+        postgresql_where=text("session_ix IS NOT NULL"),
+    ),
 )
 
 import_batches = Table(
@@ -121,4 +129,75 @@ api_keys = Table(
     Column("scopes", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
+)
+
+# -- privacy ------------------------------------------------------------------------------
+# Erasure jobs; `tombstone` is a keyed hash of the erased user id (never the id itself), so
+# that a later event for that id is refused instead of silently re-creating the person.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("job_id", Text, primary_key=True),
+    Column("tenant_ix", Integer, nullable=False),
+    Column("tombstone", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("requested_at", BigInteger, nullable=False),
+    Column("erased_at", BigInteger),
+    Column("counts", Text, nullable=False),
+    Column("rebuild_due_at", BigInteger, nullable=False),
+    Column("rebuilt_at", BigInteger),
+    Column("rebuilt_version", Text),
+    Column("lifted_at", BigInteger),
+    Index("ix_erasures_tombstone", "tenant_ix", "tombstone"),
+)
+
+# The consent ledger: every change of a person's consent to a purpose, oldest first.
+consents = Table(
+    "consents",
+    metadata,
+    Column("seq", RowId, primary_key=True, autoincrement=True),
+    Column("tenant_ix", Integer, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_consents_user", "tenant_ix", "user_id"),
+)
+
+# What a person asked not to see: an item, a category or a provider ("not interested").
+user_controls = Table(
+    "user_controls",
+    metadata,
+    Column("tenant_ix", Integer, primary_key=True),
+    Column("user_id", Text, primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("value", Text, primary_key=True),
+    Column("at", BigInteger, nullable=False),
+)
+
+# Who did what to keys, consent, exports and erasures, and how it ended; never payloads,
+# and user ids only as keyed hashes.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", RowId, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("tenant", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+)
+
+# Differentially private releases: the privacy budget each one spent.
+dp_releases = Table(
+    "dp_releases",
+    metadata,
+    Column("seq", RowId, primary_key=True, autoincrement=True),
+    Column("tenant", Text, nullable=False),
+    Column("report", Text, nullable=False),
+    Column("epsilon", Float, nullable=False),
+    Column("at", BigInteger, nullable=False),
 )

@@ -61,6 +61,16 @@ class PayloadTooLarge(PenchantError):
     code = "payload_too_large"
 
 
+class RateLimited(PenchantError):
+    """Too many requests with one API key; retry after `retry_after_s` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ConfigError(PenchantError):
     """A configuration that cannot be used."""
 

@@ -52,6 +52,14 @@ class ServiceSettings(BaseModel):
             "request thread on a CPU of its own"
         ),
     )
+    rate_limit: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="requests a second each API key may make on average (0: no limit)",
+    )
+    rate_burst: float = Field(
+        default=100.0, ge=1.0, description="requests a key may make at once above its rate"
+    )
     key_cache_s: float = Field(
         default=5.0, ge=0.0, description="how long a worker trusts a looked-up API key"
     )
@@ -148,6 +156,11 @@ class PrivacySettings(BaseModel):
         default=10.0, gt=0.0, description="total epsilon of the DP reports of one window"
     )
     dp_window_s: float = Field(default=86_400.0, gt=0.0, description="the DP budget's window")
+    consent_default: Literal["granted", "denied"] = Field(
+        default="granted",
+        description="the answer assumed for a purpose a person never answered: granted (the "
+        "app records withdrawals) or denied (opt-in: only a recorded grant counts)",
+    )
 
 
 class Settings(BaseSettings):
@@ -189,6 +202,11 @@ class Settings(BaseSettings):
     def key_file(self) -> Path:
         """Where `penchant init` keeps the local admin key."""
         return self.data_dir / "admin.key"
+
+    @property
+    def keys_marker_file(self) -> Path:
+        """The file every revocation changes, so that workers drop cached keys at once."""
+        return self.data_dir / "keys.generation"
 
     @property
     def privacy_secret_file(self) -> Path:

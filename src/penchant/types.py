@@ -49,6 +49,9 @@ class Scope(StrEnum):
     PRIVACY_ERASE = "privacy:erase"
     EXPERIMENTS_ADMIN = "experiments:admin"
     ADMIN = "admin"
+    #: A key safe to ship in a browser or app: it sends events and reads recommendations,
+    #: only for sessions the service issued (POST /v1/sessions), never by user id.
+    PUBLIC = "public"
 
 
 #: Per-row text of a `Candidates` table (reasons, sources): a numpy array of objects, so

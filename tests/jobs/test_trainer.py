@@ -135,6 +135,30 @@ def test_the_interval_starts_trainings(tmp_path: Path) -> None:
     assert last is not None and last["ok"] and last["trigger"] == "interval"
 
 
+def test_a_due_check_starts_a_training_and_a_failing_one_does_not(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)  # interval_s = 0, after_events = 0
+    answers = [RuntimeError("store down"), False, True]
+
+    def due() -> bool:
+        answer = answers.pop(0) if answers else False
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    trainer = BackgroundTrainer(
+        settings, new_events=lambda: 0, poll_s=0.02, due=due, due_poll_s=0.05
+    )
+    trainer.command = FAKE_OK
+    trainer.start()
+    try:
+        wait_for(lambda: trainer.trainings >= 1, timeout=30)
+        time.sleep(0.3)
+    finally:
+        trainer.stop()
+    last = trainer.last
+    assert trainer.trainings == 1 and last is not None and last["trigger"] == "due"
+
+
 def test_nothing_starts_a_training_when_both_triggers_are_off(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)  # interval_s = 0, after_events = 0
     trainer = BackgroundTrainer(settings, new_events=lambda: 10**9, poll_s=0.02)

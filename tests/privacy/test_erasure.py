@@ -15,15 +15,18 @@ import pytest
 from sqlalchemy import select
 
 from penchant.errors import Erased
+from penchant.jobs.consent import add_control, change_consent
 from penchant.jobs.erase import erase, erasure_registry, rebuild
 from penchant.jobs.registry import ModelRegistry
 from penchant.jobs.store import settings_store
 from penchant.jobs.train import train
 from penchant.ranking.state import OnlineState
-from penchant.schema import Event, Item, User
+from penchant.schema import ControlKind, Event, Item, User
 from penchant.settings import Settings, load_settings
+from penchant.store import ConsentRecord, Control
 from penchant.store.sql.tables import metadata
 from penchant.store.state import MemoryState, StateStore, open_state
+from penchant.types import Purpose
 
 MARKER = "zq7canary"
 CANARIES = [f"{MARKER}-u{n}" for n in range(2)]
@@ -148,6 +151,13 @@ def test_canaries_are_gone_from_every_table_key_file_and_log(
     caplog.set_level(logging.DEBUG)
     store = settings_store(settings)
     try:
+        for canary in CANARIES:  # a consent ledger, controls and their mirror in the state
+            answer = ConsentRecord(Purpose.ANALYTICS, False, f"{MARKER}-v1", f"{MARKER}-banner")
+            change_consent(
+                settings, store, state, canary, [answer], tenant=settings.tenant, actor="test"
+            )
+            muted = Control(ControlKind.CATEGORY, f"{MARKER}-category")
+            add_control(store, state, settings.tenant, canary, muted)
         for canary in CANARIES:
             receipt = erase(settings, store, state, canary)
             assert receipt.counts["events"] == 7
@@ -155,6 +165,8 @@ def test_canaries_are_gone_from_every_table_key_file_and_log(
             assert receipt.counts["sessions"] == 1
             assert receipt.counts["model_rows"] == 3  # popular, itemknn, ials
             assert receipt.counts["online_keys"] >= 2
+            assert receipt.counts["consents"] == receipt.counts["controls"] == 1
+            assert receipt.counts["preference_keys"] == 1
         # (a) no row of any table, (b) no state key or value, models, logs
         assert _rows_with_marker(settings) == []
         assert _state_with_marker(state, state_url, settings.tenant) == []
@@ -213,9 +225,29 @@ def test_every_eraser_is_registered(tmp_path: Path, sqlite_url: str) -> None:
         assert registry.names() == [
             "store",
             "online_state",
+            "preferences",
             "serving_guard",
             "model_artifacts",
             "served_models",
         ]
+    finally:
+        store.close()
+
+
+def test_any_served_training_counts_as_the_rebuild_and_lifts_the_guard(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    settings = _deploy(tmp_path, sqlite_url, "memory://", with_canaries=True)
+    state = MemoryState()
+    store = settings_store(settings)
+    try:
+        job_id = erase(settings, store, state, CANARIES[0]).job_id
+        tombstone = store.privacy.tombstones.of(settings.tenant, CANARIES[0])
+        assert state.get(settings.tenant, f"gone:{tombstone}") is not None
+        version = train(settings, store).version  # e.g. the scheduled retraining
+        job = store.privacy.job(settings.tenant, job_id)
+        assert job is not None and job.rebuilt_version == version
+        assert rebuild(settings, store, state).pending == 0
+        assert state.get(settings.tenant, f"gone:{tombstone}") is None
     finally:
         store.close()

@@ -9,8 +9,9 @@ from rich.table import Table
 
 from penchant.cli.common import DataDir, Json, Tenant, out, print_json, settings_for
 from penchant.errors import NotFound
+from penchant.jobs.keys import new_key, revoke_key
 from penchant.jobs.store import opened_store
-from penchant.privacy.keys import create_key, parse_key
+from penchant.privacy.keys import parse_key
 from penchant.store import ApiKeyRecord
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -36,7 +37,7 @@ def create(
     wanted = [s.strip() for s in scopes.split(",") if s.strip()]
     tenant = tenant or settings.tenant
     with opened_store(settings) as store:
-        key = create_key(store.keys, tenant, wanted, name=name)
+        key = new_key(settings, store, tenant, wanted, name=name)
     key_id, _ = parse_key(key)
     if json:
         print_json({"key": key, "key_id": key_id, "tenant": tenant, "scopes": wanted})
@@ -83,10 +84,10 @@ def revoke(
     data_dir: DataDir = None,
     json: Json = False,
 ) -> None:
-    """Revoke an API key: requests with it are refused from now on."""
+    """Revoke an API key: a running service refuses it from its next request on."""
     settings = settings_for(data_dir)
     with opened_store(settings) as store:
-        if not store.keys.revoke_key(key_id):
+        if not revoke_key(settings, store, key_id):
             raise NotFound(f"no active key {key_id!r}")
     if json:
         print_json({"key_id": key_id, "revoked": True})

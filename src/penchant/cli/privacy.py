@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from penchant.cli import dp, erase, retention
+from penchant.cli import dp, erase, export, retention
 
 app = typer.Typer(
     help="Serve people's rights: erase, export, retention, private reports.",
@@ -14,5 +14,7 @@ app.command("erase")(erase.erase)
 app.command("erasure")(erase.erasure)
 app.command("rebuild")(erase.rebuild)
 app.command("reinstate")(erase.reinstate)
+app.command("export")(export.export)
+app.command("import")(export.import_)
 app.command("retention")(retention.retention)
 app.command("report")(dp.report)

@@ -6,9 +6,11 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
+from penchant.jobs.consent import without_consent_to
 from penchant.jobs.store import opened_store
 from penchant.privacy.dp import Release, budget_status, release_engagement
 from penchant.settings import Settings
+from penchant.types import Purpose
 
 
 def engagement_report(
@@ -34,7 +36,8 @@ def engagement_report(
         epsilon: the privacy loss of this report (default: `privacy.dp_epsilon`).
         segments: the public segment names to report; None derives them from the data, which
             does not protect the set of names.
-        exclude: user ids to leave out (those without analytics consent).
+        exclude: user ids to leave out besides those without analytics consent (by the
+            consent ledger when the report starts, and `privacy.consent_default`).
 
     Returns:
         JSON-ready: `report`, `tenant`, `by`, `since`, `until`, `epsilon`, `noise_scale` (the
@@ -49,6 +52,7 @@ def engagement_report(
     """
     privacy = settings.privacy
     with opened_store(settings) as store:
+        without = without_consent_to(settings, store, tenant, Purpose.ANALYTICS).plus(exclude)
         release = release_engagement(
             store,
             tenant,
@@ -59,7 +63,7 @@ def engagement_report(
             since=since,
             until=until,
             segments=segments,
-            exclude=exclude,
+            exclude=without,
         )
         budget = budget_status(store, tenant, total=privacy.dp_budget, window_s=privacy.dp_window_s)
     return {

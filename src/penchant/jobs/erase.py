@@ -1,5 +1,6 @@
-"""The erase job: the erasers of a deployment, `erase` (CLI and service), and the retraining
-that rebuilds item-side structures after erasures (`rebuild`)."""
+"""The erase job: the erasers of a deployment, `erase` (CLI and service), `reset_profile`
+(the same erasers keeping the person), and the retraining that rebuilds item-side structures
+after erasures (`rebuild`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from penchant.jobs.store import settings_hasher
 from penchant.jobs.train import train
 from penchant.models.arrays import scrub_rows, scrub_user, user_codes
 from penchant.privacy.audit import AuditLog
+from penchant.privacy.consent import forget_preferences
 from penchant.privacy.erasure import (
     ErasureReceipt,
     ErasureRegistry,
@@ -36,6 +38,7 @@ def erasure_registry(
     *,
     actor: str = "cli",
     served: Callable[[str, str], int] | None = None,
+    reset: bool = False,
 ) -> ErasureRegistry:
     """Every eraser of a deployment, the store's first.
 
@@ -45,10 +48,18 @@ def erasure_registry(
         state: its online state.
         actor: who asks (recorded with the job).
         served: forgets a person in this process's served models: `(tenant, user) -> rows`.
+        reset: the erasers of a profile reset: the person's record, consent and controls
+            (and their mirror in the online state) stay, and no tombstone is left.
     """
     registry = ErasureRegistry()
-    registry.register("store", store_eraser(store, settings.privacy.rebuild_deadline_s, actor))
+    deadline = settings.privacy.rebuild_deadline_s
+    registry.register("store", store_eraser(store, deadline, actor, reset=reset))
     registry.register("online_state", _online_eraser(state))
+    if not reset:
+        registry.register(
+            "preferences",
+            lambda s: {"preference_keys": forget_preferences(state, s.tenant, s.user_id)},
+        )
     registry.register("serving_guard", _guard_eraser(store, state))
     registry.register("model_artifacts", _artifact_eraser(settings))
     if served is not None:
@@ -104,11 +115,15 @@ def erase(
     tenant: str | None = None,
     actor: str = "cli",
     served: Callable[[str, str], int] | None = None,
+    reset: bool = False,
 ) -> ErasureReceipt:
-    """Erase a person from every place of the deployment (see `penchant.privacy.erasure`)."""
+    """Erase a person from every place of the deployment (see `penchant.privacy.erasure`).
+
+    With `reset`, a profile reset (`reset_profile`).
+    """
     tenant = tenant or settings.tenant
     audit = AuditLog(store.engine, settings_hasher(settings))
-    registry = erasure_registry(settings, store, state, actor=actor, served=served)
+    registry = erasure_registry(settings, store, state, actor=actor, served=served, reset=reset)
     return erase_user(
         store,
         registry,
@@ -117,6 +132,30 @@ def erase(
         rebuild_deadline_s=settings.privacy.rebuild_deadline_s,
         audit=audit,
         actor=actor,
+        reset=reset,
+    )
+
+
+def reset_profile(
+    settings: Settings,
+    store: Store,
+    state: StateStore,
+    user_id: str,
+    *,
+    tenant: str | None = None,
+    actor: str = "cli",
+    served: Callable[[str, str], int] | None = None,
+) -> ErasureReceipt:
+    """Reset a person's profile: erase what was learned of them, but keep the person.
+
+    Their events, online state and rows in the saved and served models go as in an erasure;
+    their catalog record, consent ledger and controls stay, and no tombstone is left, so
+    their later events are accepted. Until the retraining the job schedules is served, the
+    serving guard keeps every worker from their old trained rows (their new online activity
+    still counts). Audited as `user.reset`; the job (`rs_...`) is looked up as an erasure.
+    """
+    return erase(
+        settings, store, state, user_id, tenant=tenant, actor=actor, served=served, reset=True
     )
 
 
@@ -137,6 +176,26 @@ class RebuildResult:
     reason: str
 
 
+def rebuild_due(settings: Settings, store: Store, tenant: str, now: datetime) -> bool:
+    """Whether the oldest erasure waiting for its retraining is half due.
+
+    Training when half the deadline has passed batches the erasures of that time into one
+    retraining and leaves the other half for the training itself and for a retry.
+    """
+    pending = store.privacy.pending_rebuilds(tenant)
+    half = timedelta(seconds=settings.privacy.rebuild_deadline_s / 2)
+    return bool(pending) and pending[0].requested_at + half <= now
+
+
+def lift_guards(store: Store, state: StateStore, tenant: str) -> int:
+    """Drop the serving guards of erasures whose retraining is served; return how many."""
+    lifted = 0
+    for job in store.privacy.rebuilt_since(tenant, datetime.now(UTC) - timedelta(days=7)):
+        if job.tombstone:
+            lifted += state.delete(tenant, GONE_PREFIX + job.tombstone)
+    return lifted
+
+
 def rebuild(
     settings: Settings,
     store: Store,
@@ -148,9 +207,8 @@ def rebuild(
 ) -> RebuildResult:
     """Retrain without the erased people's data once an erasure's rebuild is half due.
 
-    Erasures are batched: one retraining covers every erasure finished before it started.
-    Training when half the deadline has passed leaves the other half for the training
-    itself and for a retry.
+    Any activated training counts (`penchant.jobs.train` marks the erasures it covers), so
+    a scheduled retraining may have done this already.
 
     Args:
         settings: the deployment.
@@ -164,17 +222,11 @@ def rebuild(
     now = now or datetime.now(UTC)
     pending = store.privacy.pending_rebuilds(tenant)
     if not pending:
+        lift_guards(store, state, tenant)
         return RebuildResult(0, 0, None, "no erasure waits for a retraining")
-    half = timedelta(seconds=settings.privacy.rebuild_deadline_s / 2)
-    oldest = pending[0]
-    if not force and oldest.requested_at + half > now:
+    if not force and not rebuild_due(settings, store, tenant, now):
         return RebuildResult(len(pending), 0, None, "the oldest erasure is not half due yet")
-    started = datetime.now(UTC)
-    tenant_settings = settings.model_copy(update={"tenant": tenant})
-    result = train(tenant_settings, store, activate=True)
-    covered = [job for job in pending if job.erased_at is not None and job.erased_at <= started]
-    rebuilt = store.privacy.mark_rebuilt(tenant, [j.job_id for j in covered], result.version)
-    for job in covered:
-        if job.tombstone:
-            state.delete(tenant, GONE_PREFIX + job.tombstone)
-    return RebuildResult(len(pending), rebuilt, result.version, "retrained")
+    result = train(settings.model_copy(update={"tenant": tenant}), store, activate=True)
+    rebuilt = [j for j in pending if (store.privacy.job(tenant, j.job_id) or j).rebuilt_at]
+    lift_guards(store, state, tenant)
+    return RebuildResult(len(pending), len(rebuilt), result.version, "retrained")

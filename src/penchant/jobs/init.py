@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from penchant.errors import PenchantError
+from penchant.jobs.keys import new_key
 from penchant.jobs.store import settings_store
-from penchant.privacy.keys import authenticate, create_key
+from penchant.privacy.keys import authenticate
 from penchant.settings import CONFIG_FILE, Settings
 from penchant.store import KeyStore
 
@@ -56,8 +57,14 @@ CONFIG_TEMPLATE = """\
 # CPU of its own; false leaves them to the scheduler (e.g. on a machine shared with other
 # busy programs).
 # pin_workers = true
-# Seconds a worker trusts an API key it has looked up: a key revoked from another process
-# stops working within this time (0 looks every key up on every request).
+# Requests a second each API key may make on average, and how many at once above that
+# (answered 429 with Retry-After past them); 0 sets no limit. With several workers each
+# enforces its share of the rate.
+# rate_limit = 0.0
+# rate_burst = 100.0
+# Seconds a worker trusts an API key it has looked up. A revocation (penchant keys revoke)
+# also changes keys.generation in the data directory, which every worker checks on every
+# request: a revoked key fails on the next request (0 looks every key up every time).
 # key_cache_s = 5.0
 
 [events]
@@ -116,6 +123,11 @@ CONFIG_TEMPLATE = """\
 # dp_epsilon = 1.0
 # dp_budget = 10.0
 # dp_window_s = 86400.0
+# The answer assumed for a purpose (personalization, analytics, advertising) a person never
+# answered through the consent API: "granted" (the app records withdrawals) or "denied"
+# (opt-in: only a recorded grant lets their events personalize their lists, train models
+# and count in engagement reports).
+# consent_default = "granted"
 
 # An example surface: the stages run in order; sources add candidates, "score" combines
 # their weights, then filters, business rules, re-rankers and explanations.
@@ -186,7 +198,7 @@ def init_data_dir(settings: Settings) -> InitResult:
         if key_file.exists():
             key_valid = _opens(store.keys, key_file.read_text(encoding="utf-8").strip())
         else:
-            key = create_key(store.keys, settings.tenant, ["admin"], name="local admin")
+            key = new_key(settings, store, settings.tenant, ["admin"], name="local admin")
             _write_new(key_file, key + "\n", mode=0o600)
             key_valid = True
     finally:

@@ -25,6 +25,7 @@ from penchant import __version__
 from penchant.data import Dataset, Split, Weighting, build_dataset, split, typed_pairs
 from penchant.errors import InvalidInput, PenchantError
 from penchant.evaluation.run import evaluate_model
+from penchant.jobs.consent import without_consent_to
 from penchant.jobs.registry import EXCLUSIONS, INDEX, MANIFEST, ModelRegistry, new_version
 from penchant.models import MODELS, Blend, Recommender, create_model
 from penchant.models.ann import ItemIndex
@@ -33,6 +34,7 @@ from penchant.models.factors import FactorModel
 from penchant.ranking.state import EXCLUSION_TYPES
 from penchant.settings import ServingSettings, Settings
 from penchant.store import Store
+from penchant.types import Purpose
 
 #: The offline metrics recorded in each model's manifest entry.
 METRICS = ("ndcg@10", "recall@20")
@@ -107,14 +109,22 @@ def train(
     tenant = settings.tenant
     registry = ModelRegistry.of(settings)
     with registry.training(), _progress(console) as show:
+        # Erasures finished before the data is read are left out of it: once this version
+        # is served, their item-side structures are rebuilt.
+        erased = [job.job_id for job in store.privacy.pending_rebuilds(tenant)]
         show(f"reading the events of tenant {tenant}")
         if store.events.count(tenant) == 0:
             raise InvalidInput(
                 f"tenant {tenant!r} has no events to train on; import or send some first",
                 field="events",
             )
+        # The consent ledger's state at the training's start decides: the events of people
+        # without personalization consent then shape no model of this version.
+        without = without_consent_to(settings, store, tenant, Purpose.PERSONALIZATION)
+        left_out: set[str] = set()
+        consenting = without.filter(store.events.interactions(tenant), left_out)
         excluding: list[pa.Table] = []  # purchases and dismissals, kept in the same pass
-        data = build_dataset(_keeping(store.events.interactions(tenant), excluding), Weighting())
+        data = build_dataset(_keeping(consenting, excluding), Weighting())
         entries: dict[str, dict[str, Any]] = {}
         the_split, why_not = _offline_split(data)
         for name in names:
@@ -146,6 +156,11 @@ def train(
                 "penchant": __version__,
                 "tenant": tenant,
                 "data": _data_summary(data),
+                "consent": {
+                    "purpose": without.purpose.value,
+                    "default": settings.privacy.consent_default,
+                    "excluded_users": len(left_out),
+                },
                 "models": {
                     name: {key: entries[name][key] for key in sorted(entries[name])}
                     for name in names
@@ -158,6 +173,8 @@ def train(
             show(f"publishing version {version}")
             activated = settings.training.auto_activate if activate is None else activate
             path = registry.publish(staging, version, activate=activated)
+            if activated:
+                store.privacy.mark_rebuilt(tenant, erased, version)
         pruned = registry.prune(settings.training.keep_versions)
     return TrainResult(
         version=version, manifest=manifest, path=path, activated=activated, pruned=pruned

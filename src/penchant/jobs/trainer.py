@@ -64,8 +64,9 @@ class BackgroundTrainer:
     """A daemon thread that retrains in a child process when it is time, one run at a time.
 
     A training starts when `settings.training.interval_s` (> 0) has passed since the last
-    one began, when `after_events` (> 0) new events have arrived since then, or on
-    `trigger()`. A failed training is logged and recorded in `last`; the thread goes on.
+    one began, when `after_events` (> 0) new events have arrived since then, when `due`
+    says so (erasures waiting for their retraining), or on `trigger()`. A failed training
+    is logged and recorded in `last`; the thread goes on.
 
     Args:
         settings: the deployment; the child rebuilds exactly these settings.
@@ -76,6 +77,9 @@ class BackgroundTrainer:
             to count from zero.
         poll_s: how often the thread checks the clock and the counter.
         timeout_s: a training running longer than this is killed and recorded as failed.
+        due: asked every `due_poll_s` whether a training is due for another reason (the
+            service: an erasure's rebuild); errors in it are logged, not raised.
+        due_poll_s: how often `due` is asked.
     """
 
     def __init__(
@@ -85,11 +89,15 @@ class BackgroundTrainer:
         new_events: Callable[[], int],
         poll_s: float = 1.0,
         timeout_s: float | None = None,
+        due: Callable[[], bool] | None = None,
+        due_poll_s: float = 30.0,
     ) -> None:
         self.settings = settings
         self.new_events = new_events
         self.poll_s = poll_s
         self.timeout_s = timeout_s
+        self.due = due
+        self.due_poll_s = due_poll_s
         self.command = train_command(settings)
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -157,10 +165,19 @@ class BackgroundTrainer:
             logger.exception("background trainer: counting new events failed")
             return 0
 
+    def _is_due(self) -> bool:
+        if self.due is None:
+            return False
+        try:
+            return bool(self.due())
+        except Exception:  # a failing check must not end the trainer
+            logger.exception("background trainer: the due check failed")
+            return False
+
     def _loop(self) -> None:
         training = self.settings.training
         baseline = self._count()
-        since = time.monotonic()
+        since = asked = time.monotonic()
         while not self._stop.is_set():
             self._wake.wait(self.poll_s)
             if self._stop.is_set():
@@ -177,6 +194,9 @@ class BackgroundTrainer:
                     baseline = 0
                 if count - baseline >= training.after_events:
                     reason = "events"
+            if reason is None and time.monotonic() - asked >= self.due_poll_s:
+                asked = time.monotonic()
+                reason = "due" if self._is_due() else None
             if reason is None:
                 continue
             baseline = self._count()

@@ -317,13 +317,12 @@ class Recommender(ABC):
         hist = self.history_
         start, end = int(hist.indptr[code]), int(hist.indptr[code + 1])
         if end > start:
-            keep = np.ones(hist.nnz, dtype=bool)
-            keep[start:end] = False
+            # two contiguous copies: several times faster than a boolean mask on 10M entries
+            data = np.concatenate([hist.data[:start], hist.data[end:]])
+            indices = np.concatenate([hist.indices[:start], hist.indices[end:]])
             indptr = hist.indptr.copy()
             indptr[code + 1 :] -= end - start
-            self.history_ = sp.csr_matrix(
-                (hist.data[keep], hist.indices[keep], indptr), shape=hist.shape
-            )
+            self.history_ = sp.csr_matrix((data, indices, indptr), shape=hist.shape)
         self._forget(code)
 
     def user_codes(self, users: Sequence[str]) -> CodeArray:

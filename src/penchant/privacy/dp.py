@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, func, select, text
 
 from penchant.errors import BudgetExceeded, ConfigError, InvalidInput
+from penchant.privacy.consent import WithoutConsent
 from penchant.schema.common import AttributeValue, as_utc, to_micros
 from penchant.store import Store
 from penchant.store.sql.engine import read_tx, write_tx
@@ -104,7 +105,7 @@ def bounded_counts(
     since: datetime | None = None,
     until: datetime | None = None,
     segments: Sequence[str] | None = None,
-    exclude: Collection[str] = (),
+    exclude: Collection[str] | WithoutConsent = (),
     max_per_user: int = DEFAULT_MAX_PER_USER,
     impression_types: Collection[str] = ("impression",),
     click_types: Collection[str] = ("click",),
@@ -121,7 +122,7 @@ def bounded_counts(
             (as zeros here, with noise once released). None derives the names from the data:
             the set of names is then not protected, which is acceptable only when the
             attribute's values are public.
-        exclude: user ids to leave out (e.g. those without analytics consent).
+        exclude: user ids to leave out, e.g. `without_consent(..., Purpose.ANALYTICS, ...)`.
         max_per_user: the most impressions and the most clicks one user adds.
 
     Raises:
@@ -131,7 +132,7 @@ def bounded_counts(
         raise InvalidInput("a segment attribute is required", field="by")
     if max_per_user < 1:
         raise InvalidInput("max_per_user must be at least 1", field="max_per_user")
-    excluded = set(exclude)
+    excluded = exclude if isinstance(exclude, WithoutConsent) else set(exclude)
     users: set[str] = set()
     shown: dict[str, int] = defaultdict(int)
     clicked: dict[str, int] = defaultdict(int)
@@ -288,7 +289,7 @@ def release_engagement(
     since: datetime | None = None,
     until: datetime | None = None,
     segments: Sequence[str] | None = None,
-    exclude: Collection[str] = (),
+    exclude: Collection[str] | WithoutConsent = (),
     max_per_user: int = DEFAULT_MAX_PER_USER,
     impression_types: Collection[str] = ("impression",),
     click_types: Collection[str] = ("click",),

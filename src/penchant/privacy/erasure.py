@@ -7,6 +7,10 @@ keyed hash of the id) is left so that a later write for the id is refused. The e
 registered after it (online state, model artifacts, the served models, bandit state) reach
 what lives outside the database. Item-side structures that the person's data shaped (item
 factors, neighbour lists, popularity) are rebuilt by a retraining that the erasure schedules.
+
+A profile reset ("reset my profile") runs the same erasers but keeps the person: their
+catalog record, consent ledger and controls stay, and no tombstone refuses their later
+events.
 """
 
 from __future__ import annotations
@@ -92,8 +96,14 @@ class ErasureRegistry:
         return counts
 
 
-def store_eraser(store: Store, rebuild_deadline_s: float, actor: str) -> Eraser:
-    """The eraser of the database: one transaction, the job and its tombstone recorded."""
+def store_eraser(
+    store: Store, rebuild_deadline_s: float, actor: str, *, reset: bool = False
+) -> Eraser:
+    """The eraser of the database: one transaction, the job and its tombstone recorded.
+
+    With `reset`, a profile reset: the person's record, consent and controls stay, and the
+    tombstone is lifted at once (see `SqlPrivacyStore.erase_user`).
+    """
 
     def erase(subject: ErasureSubject) -> Mapping[str, int]:
         due = datetime.now(UTC) + timedelta(seconds=rebuild_deadline_s)
@@ -103,6 +113,7 @@ def store_eraser(store: Store, rebuild_deadline_s: float, actor: str) -> Eraser:
             job_id=subject.job_id,
             actor=actor,
             rebuild_due_at=due,
+            reset=reset,
         )
         subject.sessions = rows.sessions
         return rows.counts
@@ -119,6 +130,7 @@ def erase_user(
     rebuild_deadline_s: float,
     audit: AuditLog | None = None,
     actor: str = "cli",
+    reset: bool = False,
 ) -> ErasureReceipt:
     """Erase a person everywhere the registry reaches.
 
@@ -130,6 +142,8 @@ def erase_user(
         rebuild_deadline_s: the retraining of item-side structures is due within this.
         audit: where the operation is recorded (without the id: only its keyed hash).
         actor: who asked (an API key id, or `cli`).
+        reset: a profile reset (the registry's store eraser must be made with `reset`): the
+            job is `rs_...` and audited as `user.reset`.
 
     Returns:
         The receipt.
@@ -140,16 +154,19 @@ def erase_user(
     if not user_id:
         raise InvalidInput("user_id must not be empty", field="user_id")
     started = time.perf_counter()
-    subject = ErasureSubject(tenant=tenant, user_id=user_id, job_id=f"er_{secrets.token_hex(8)}")
+    prefix, action = ("rs", "user.reset") if reset else ("er", "user.erase")
+    subject = ErasureSubject(
+        tenant=tenant, user_id=user_id, job_id=f"{prefix}_{secrets.token_hex(8)}"
+    )
     try:
         counts = registry.run(subject)
     except Exception:
         if audit is not None:
-            audit.record(tenant, actor, "user.erase", audit.user(tenant, user_id), "failed")
+            audit.record(tenant, actor, action, audit.user(tenant, user_id), "failed")
         raise
     store.privacy.finish(subject.job_id, counts)
     if audit is not None:
-        audit.record(tenant, actor, "user.erase", audit.user(tenant, user_id), "ok")
+        audit.record(tenant, actor, action, audit.user(tenant, user_id), "ok")
     job = store.privacy.job(tenant, subject.job_id)
     due = job.rebuild_due_at if job is not None and job.rebuild_due_at else datetime.now(UTC)
     return ErasureReceipt(

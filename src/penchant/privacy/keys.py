@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
-from penchant.errors import Forbidden, InvalidInput, Unauthorized
+from penchant.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
 from penchant.store.base import ApiKeyRecord, KeyStore
 from penchant.types import Scope
 
@@ -21,6 +23,8 @@ HASH_SCHEME = "sha256"
 #: Scopes that grant a scope beyond themselves (`admin` grants every scope).
 IMPLIED_BY: dict[Scope, frozenset[Scope]] = {
     Scope.CATALOG_READ: frozenset({Scope.CATALOG_WRITE}),
+    Scope.RECS_READ: frozenset({Scope.PUBLIC}),
+    Scope.EVENTS_WRITE: frozenset({Scope.PUBLIC}),
 }
 
 
@@ -58,6 +62,11 @@ def create_key(keys: KeyStore, tenant: str, scopes: Sequence[str], name: str = "
         )
     if not scopes:
         raise InvalidInput("a key needs at least one scope", field="scopes")
+    if Scope.PUBLIC in scopes and len(set(scopes)) > 1:
+        raise InvalidInput(
+            "a public key has the 'public' scope alone: it may be seen by anyone",
+            field="scopes",
+        )
     key_id = secrets.token_hex(KEY_ID_BYTES)
     secret = secrets.token_urlsafe(SECRET_BYTES)
     keys.put_key(
@@ -118,6 +127,11 @@ def has_scope(record: ApiKeyRecord, scope: Scope | str) -> bool:
     return any(s in granted for s in IMPLIED_BY.get(Scope(scope), ()))
 
 
+def is_public(record: ApiKeyRecord) -> bool:
+    """Whether a key is a public client key (limited to sessions the service issued)."""
+    return Scope.PUBLIC in record.scopes
+
+
 def require_scope(record: ApiKeyRecord, scope: Scope | str) -> None:
     """Check that a key has a scope.
 
@@ -128,20 +142,59 @@ def require_scope(record: ApiKeyRecord, scope: Scope | str) -> None:
         raise Forbidden(f"this API key lacks the {Scope(scope).value!r} scope")
 
 
+class KeysMarker:
+    """A file whose identity changes whenever a key is revoked or changed anywhere.
+
+    Every process that caches key records (each service worker) looks at it with one `stat`
+    per request and drops its cache when it changed, so a revocation made by the CLI or
+    another worker takes effect on the very next request. The file lives in the data
+    directory, which a deployment's machines share (as they share model artifacts).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def current(self) -> tuple[int, int] | None:
+        """The marker's identity: (inode, mtime in ns), None when it does not exist."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (info.st_ino, info.st_mtime_ns)
+
+    def bump(self) -> None:
+        """Change the marker (a new file renamed over the old one: a new inode)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
+        temp.write_text(secrets.token_hex(8) + "\n", encoding="ascii")
+        os.replace(temp, self.path)
+
+
 class CachedKeys:
     """A `KeyStore` that remembers the records it looked up for `ttl_s` seconds.
 
     Every authenticated request looks its key up; without a cache that is a database query
-    per request. A key revoked elsewhere (another worker, the CLI) stops working within
-    `ttl_s`; one revoked through this object, at once.
+    per request. With a `marker`, the whole cache is dropped whenever the marker changed (a
+    revocation anywhere): a revoked key then fails on the next request. Without one, a key
+    revoked elsewhere stops working within `ttl_s`; one revoked through this object, at once.
     """
 
     MAX_ENTRIES = 10_000
 
-    def __init__(self, keys: KeyStore, ttl_s: float) -> None:
+    def __init__(self, keys: KeyStore, ttl_s: float, marker: KeysMarker | None = None) -> None:
         self.keys = keys
         self.ttl_s = ttl_s
+        self.marker = marker
+        self._seen = marker.current() if marker is not None else None
         self._records: dict[str, tuple[ApiKeyRecord | None, float]] = {}
+
+    def _check_marker(self) -> None:
+        if self.marker is None:
+            return
+        now = self.marker.current()
+        if now != self._seen:
+            self._records = {}
+            self._seen = now
 
     def cached(self, token: str) -> bool:
         """Whether the record of a presented key is in the cache (no lookup needed)."""
@@ -149,11 +202,13 @@ class CachedKeys:
             key_id, _ = parse_key(token)
         except Unauthorized:
             return True  # malformed: rejected without any lookup
+        self._check_marker()
         hit = self._records.get(key_id)
         return hit is not None and hit[1] > time.monotonic()
 
     def get_key(self, key_id: str) -> ApiKeyRecord | None:
         """See `KeyStore.get_key`; answered from the cache while fresh."""
+        self._check_marker()
         now = time.monotonic()
         hit = self._records.get(key_id)
         if hit is not None and hit[1] > now:
@@ -174,6 +229,44 @@ class CachedKeys:
         return self.keys.list_keys(tenant)
 
     def revoke_key(self, key_id: str) -> bool:
-        """See `KeyStore.revoke_key`; the cached record goes at once."""
+        """See `KeyStore.revoke_key`; the cached record goes at once, and every other process
+        drops its cache on its next request (the marker)."""
         self._records.pop(key_id, None)
-        return self.keys.revoke_key(key_id)
+        revoked = self.keys.revoke_key(key_id)
+        if revoked and self.marker is not None:
+            self.marker.bump()
+            self._seen = self.marker.current()
+        return revoked
+
+
+class RateLimiter:
+    """A token bucket per API key: `rate` requests a second on average, bursts of `burst`.
+
+    Each worker process keeps its own buckets and enforces `rate / workers` of the limit
+    (connections are dealt evenly between workers), so no shared store is asked per request.
+    """
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1.0)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key_id: str) -> None:
+        """Spend one request of a key's allowance.
+
+        Raises:
+            RateLimited: the key is over its limit; the error says when to retry.
+        """
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            self._buckets[key_id] = (tokens, now)
+            raise RateLimited(
+                "too many requests with this API key", retry_after_s=(1.0 - tokens) / self.rate
+            )
+        if len(self._buckets) >= CachedKeys.MAX_ENTRIES and key_id not in self._buckets:
+            self._buckets.clear()
+        self._buckets[key_id] = (tokens - 1.0, now)

@@ -15,8 +15,18 @@ AttributeValue = str | int | float | bool | None | list[str | int | float | bool
 
 
 def as_utc(value: datetime) -> datetime:
-    """The same instant in UTC; a naive datetime is taken to be UTC already."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """The same instant in UTC; a naive datetime is taken to be UTC already.
+
+    Raises:
+        ValueError: the instant falls outside the years 1 to 9999 in UTC (such as
+            0001-01-01T00:00+01:00); a validation error, where an OverflowError was a 500.
+    """
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range in UTC") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]

@@ -1,6 +1,9 @@
-"""Consent per purpose, with the time it was given or withdrawn."""
+"""Consent per purpose, with the time it was given or withdrawn, and what a person asked not
+to see (their controls)."""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,3 +19,11 @@ class ConsentState(BaseModel):
     at: UtcDatetime = Field(default_factory=utcnow)
     source: str | None = Field(default=None, max_length=256)
     version: str | None = Field(default=None, max_length=64)
+
+
+class ControlKind(StrEnum):
+    """What a user control hides from a person's lists."""
+
+    ITEM = "item"  # "not interested" in one item
+    CATEGORY = "category"  # every item of a category (muted)
+    PROVIDER = "provider"  # every item of a provider (muted)

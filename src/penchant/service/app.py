@@ -7,6 +7,7 @@ import ipaddress
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import uvicorn
 from fastapi import FastAPI
@@ -14,16 +15,26 @@ from threadpoolctl import threadpool_limits
 
 from penchant import __version__
 from penchant.errors import ConfigError
+from penchant.jobs.erase import lift_guards, rebuild_due
 from penchant.jobs.retention import RetentionScheduler, start_retention
-from penchant.jobs.store import settings_store, tombstone_hash
+from penchant.jobs.store import settings_hasher, settings_store, tombstone_hash
 from penchant.jobs.trainer import BackgroundTrainer
-from penchant.privacy.keys import CachedKeys
+from penchant.privacy.keys import CachedKeys, KeysMarker, RateLimiter
 from penchant.schema import EventVocabulary
 from penchant.service.errors import install_error_handlers
 from penchant.service.hot import HotRoutes, hot_routes
 from penchant.service.limits import BodySizeLimit
 from penchant.service.process import APP_FACTORY
-from penchant.service.routes import catalog, events, health, privacy, recommendations
+from penchant.service.routes import (
+    catalog,
+    consent,
+    events,
+    export,
+    health,
+    privacy,
+    recommendations,
+    sessions,
+)
 from penchant.service.serving import EVENTS_SINCE_TRAINING, Online, ServedModels
 from penchant.service.workers import can_deal, serve_workers
 from penchant.settings import Settings, load_settings, settings_environment
@@ -62,6 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog.items,
         catalog.users,
         privacy.router,
+        consent.router,
+        export.router,
+        sessions.router,
     )
     for router in routers:
         app.include_router(router)
@@ -86,7 +100,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_bind_safety(settings.service.host, store)
         state = open_state(settings.state.url)
         app.state.store = store
-        app.state.keys = CachedKeys(store.keys, settings.service.key_cache_s)
+        app.state.hasher = settings_hasher(settings)
+        service = settings.service
+        app.state.keys = CachedKeys(
+            store.keys, service.key_cache_s, KeysMarker(settings.keys_marker_file)
+        )
+        # each worker enforces its share of a key's rate
+        app.state.limiter = RateLimiter(service.rate_limit / service.workers, service.rate_burst)
         app.state.online = Online(
             state,
             settings.serving.recent_items,
@@ -95,7 +115,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         serving = app.state.serving = ServedModels(settings, store, state)
         serving.start()
-        trainer = background_trainer(settings, state)
+        trainer = background_trainer(settings, store, state)
         # Every worker runs its own (daily, when retention is configured): deletes are
         # idempotent, so workers that overlap only find less to delete.
         retention = start_retention(settings)
@@ -112,18 +132,24 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         blas.restore_original_limits()
 
 
-def background_trainer(settings: Settings, state: StateStore) -> BackgroundTrainer | None:
-    """Retrain in a separate process on the configured schedule or event count, if any.
+def background_trainer(settings: Settings, store: Store, state: StateStore) -> BackgroundTrainer:
+    """Retrain in a separate process on the configured schedule or event count, and when an
+    erasure's rebuild of item-side structures is half due (`penchant.jobs.erase`).
 
     With several workers each runs one; a training already running for the tenant (a file
     lock) makes the others skip theirs, which they log.
     """
-    training = settings.training
-    if not (training.interval_s > 0 or training.after_events > 0):
-        return None
     tenant = settings.tenant
+
+    def erasure_due() -> bool:
+        lift_guards(store, state, tenant)  # rebuilds served since: guards can go
+        return rebuild_due(settings, store, tenant, datetime.now(UTC))
+
     trainer = BackgroundTrainer(
-        settings, new_events=lambda: int(state.get(tenant, EVENTS_SINCE_TRAINING) or 0)
+        settings,
+        new_events=lambda: int(state.get(tenant, EVENTS_SINCE_TRAINING) or 0),
+        due=erasure_due,
+        due_poll_s=min(60.0, settings.privacy.rebuild_deadline_s / 20),
     )
     trainer.start()
     return trainer

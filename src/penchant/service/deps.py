@@ -14,8 +14,9 @@ from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from penchant.errors import Unauthorized
-from penchant.privacy.keys import CachedKeys, authenticate, require_scope
+from penchant.errors import Forbidden, Unauthorized
+from penchant.privacy.keys import CachedKeys, authenticate, is_public, require_scope
+from penchant.privacy.sessions import is_issued
 from penchant.schema import EventVocabulary
 from penchant.service.serving import Online, ServedModels
 from penchant.settings import Settings
@@ -115,8 +116,11 @@ async def authorize(request: Request, scope: Scope) -> ApiKeyRecord:
 async def _record(request: Request, token: str) -> ApiKeyRecord:
     keys: CachedKeys = request.app.state.keys
     if keys.cached(token):
-        return authenticate(keys, token)
-    return await run_in_threadpool(authenticate, keys, token)
+        record = authenticate(keys, token)
+    else:
+        record = await run_in_threadpool(authenticate, keys, token)
+    request.app.state.limiter.take(record.key_id)
+    return record
 
 
 def scoped(scope: Scope) -> Callable[[ApiKeyRecord], Awaitable[ApiKeyRecord]]:
@@ -133,3 +137,25 @@ EventsWriter = Annotated[ApiKeyRecord, Depends(scoped(Scope.EVENTS_WRITE))]
 CatalogWriter = Annotated[ApiKeyRecord, Depends(scoped(Scope.CATALOG_WRITE))]
 CatalogReader = Annotated[ApiKeyRecord, Depends(scoped(Scope.CATALOG_READ))]
 RecsReader = Annotated[ApiKeyRecord, Depends(scoped(Scope.RECS_READ))]
+
+
+def own_session_only(
+    request: Request, key: ApiKeyRecord, user_id: str | None, session_id: str | None
+) -> None:
+    """Hold a public client key to sessions the service issued it (POST /v1/sessions).
+
+    Raises:
+        Forbidden: a public key names a user, or a session id the service did not issue.
+    """
+    if not is_public(key):
+        return
+    if user_id is not None:
+        raise Forbidden(
+            "a public key acts only for its own session: send session_id, not user_id",
+            field="user_id",
+        )
+    if session_id is not None and not is_issued(request.app.state.hasher, key.tenant, session_id):
+        raise Forbidden(
+            "a public key may only use a session id issued by POST /v1/sessions",
+            field="session_id",
+        )

@@ -44,8 +44,10 @@ class ErrorOut(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "No API key, or an invalid or revoked one"},
     403: {"model": ErrorOut, "description": "The API key lacks the scope"},
+    409: {"model": ErrorOut, "description": "Conflicts with what is stored (e.g. an erased id)"},
     413: {"model": ErrorOut, "description": "Body or batch over the configured limit"},
     422: {"model": ErrorOut, "description": "Invalid input; `errors` names every bad row"},
+    429: {"model": ErrorOut, "description": "Over the API key's rate limit; see Retry-After"},
     503: {"model": ErrorOut, "description": "The store is unavailable; retry"},
 }
 

@@ -14,6 +14,7 @@ from penchant.jobs.registry import ModelRegistry
 from penchant.ranking import Engine, OnlineState
 from penchant.schema import Event, Item
 from penchant.service.impressions import Impressions, StoreAddress
+from penchant.service.preferences import ensure_mirrored
 from penchant.settings import Settings
 from penchant.store import Store
 from penchant.store.state import StateStore
@@ -52,12 +53,16 @@ class ServedModel:
     def engine(self) -> Engine:
         """The engine to answer this request with.
 
+        Every `refresh_s` this also makes sure the tenant's consent and controls are
+        mirrored into the online state (`penchant.service.preferences`).
+
         Raises:
             Unavailable: no model version is active (nothing trained yet).
         """
         now = time.monotonic()
         if now - self._checked >= self.settings.serving.refresh_s:
             self._checked = now
+            ensure_mirrored(self.store, self.state, self.tenant)
             self._refresh(background=self._engine is not None)
         engine = self._engine
         if engine is None:

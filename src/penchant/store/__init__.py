@@ -20,6 +20,7 @@ from penchant.store.base import (
 )
 from penchant.store.convert import events_to_table
 from penchant.store.sql.catalog import SqlCatalogStore
+from penchant.store.sql.consent import ConsentRecord, Control, PersonChoices, SqlConsentStore
 from penchant.store.sql.dictionary import Dictionary
 from penchant.store.sql.engine import Synchronous, make_engine, migrate
 from penchant.store.sql.events import SqlEventStore
@@ -38,6 +39,7 @@ class Store:
     catalog: CatalogStore
     keys: KeyStore
     privacy: SqlPrivacyStore
+    consent: SqlConsentStore
     engine: Engine
     _codes: Dictionary
 
@@ -85,6 +87,7 @@ def open_store(
         catalog=SqlCatalogStore(engine, codes, tombstones),
         keys=SqlKeyStore(engine),
         privacy=SqlPrivacyStore(engine, codes, tombstones),
+        consent=SqlConsentStore(engine, codes, tombstones),
         engine=engine,
         _codes=codes,
     )
@@ -95,12 +98,15 @@ __all__ = [
     "Ack",
     "ApiKeyRecord",
     "CatalogStore",
+    "ConsentRecord",
+    "Control",
     "DataQuality",
     "ErasedRows",
     "ErasureRecord",
     "EventFilter",
     "EventStore",
     "KeyStore",
+    "PersonChoices",
     "Store",
     "Synchronous",
     "TombstoneHash",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from penchant.ingest.validate import InvalidBatch, RowError, parse_event_batch
 from penchant.service.deps import (
@@ -13,6 +13,7 @@ from penchant.service.deps import (
     SettingsDep,
     StoreDep,
     VocabularyDep,
+    own_session_only,
 )
 from penchant.service.schemas import ERROR_RESPONSES, EventsIn, EventsOut, RowErrorOut, json_body
 from penchant.store import Ack
@@ -28,6 +29,7 @@ def post_events(
     vocabulary: VocabularyDep,
     body: BodyDep,
     online: OnlineDep,
+    request: Request,
     partial: PartialQuery = False,
 ) -> EventsOut:
     """Store a batch of events, idempotently on `event_id`.
@@ -42,6 +44,8 @@ def post_events(
     )
     if batch.errors and not partial:
         raise InvalidBatch(batch.errors)
+    for event in batch.events:
+        own_session_only(request, key, event.user_id, event.session_id)
     ack = store.events.append(key.tenant, batch.events) if batch.events else Ack(stored=0)
     if ack.stored:
         repeated, refused = set(ack.duplicates), set(ack.refused)

@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from penchant.errors import InvalidInput
 from penchant.ranking import Engine, Ranked, RankingRequest
 from penchant.ranking.catalog import micros
-from penchant.service.deps import BEARER, authorize
+from penchant.service.deps import BEARER, authorize, own_session_only
 from penchant.service.impressions import Impressions, ServedList
+from penchant.service.preferences import personal_request
 from penchant.service.schemas import (
     ERROR_RESPONSES,
     NOT_FOUND,
@@ -58,6 +59,7 @@ async def get_recommendations(
     fields: dict[str, Any] = {"user_id": user_id, "session_id": session_id, "k": k}
     fields["surface"], fields["profiling"] = surface, profiling
     fields["context"] = {**_context(context), **({"page_item": page_item} if page_item else {})}
+    own_session_only(request, key, user_id, session_id)
     return _answer(request, key.tenant, _request(fields))
 
 
@@ -76,7 +78,9 @@ async def post_recommendations(request: Request) -> Response:
         raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from exc
     if not isinstance(fields, dict):
         raise InvalidInput("the body must be a JSON object", field="body")
-    return _answer(request, key.tenant, _request(fields))
+    ranking = _request(fields)
+    own_session_only(request, key, ranking.user_id, ranking.session_id)
+    return _answer(request, key.tenant, ranking)
 
 
 @router.get(
@@ -95,6 +99,7 @@ async def get_session_recommendations(
     """Recommendations for an anonymous visitor, steered by the session's events so far."""
     key = await authorize(request, Scope.RECS_READ)
     fields = {"session_id": session_id, "k": k, "surface": surface, "context": _context(context)}
+    own_session_only(request, key, None, session_id)
     return _answer(request, key.tenant, _request(fields))
 
 
@@ -140,9 +145,16 @@ def _answer(http: Request, tenant: str, request: RankingRequest) -> Response:
     engine: Engine = serving.of(tenant).engine()
     online = http.app.state.online
     state = online.of(tenant)
-    if request.user_id is not None and request.profiling and online.erased(tenant, request.user_id):
+    consent_default = http.app.state.settings.privacy.consent_default == "granted"
+    request = personal_request(online.state, tenant, request, default_granted=consent_default)
+    # An erased or reset person: no worker may rank from their trained rows (still in its
+    # memory) until the retraining without them is served; what they did since may count.
+    guarded = (
+        request.user_id is not None and request.profiling and online.erased(tenant, request.user_id)
+    )
+    if guarded:
         request = request.model_copy(update={"profiling": False})
-    personal = request.user_id is not None and request.profiling
+    personal = request.user_id is not None and (request.profiling or guarded)
     user = state.user(request.user_id) if personal else None
     session = state.session(request.session_id) if request.session_id is not None else None
     ranked = engine.recommend(request, user, session)

@@ -33,6 +33,8 @@ _PER_USER: tuple[tuple[str, Table], ...] = (
     ("consents", consents),
     ("controls", user_controls),
 )
+#: What a profile reset keeps of those: the catalog record and the person's choices.
+_KEPT_ON_RESET = frozenset({"profile", "consents", "controls"})
 
 
 @dataclass(frozen=True)
@@ -93,12 +95,25 @@ class SqlPrivacyStore:
         self.tombstones = tombstones
 
     def erase_user(
-        self, tenant: str, user_id: str, *, job_id: str, actor: str, rebuild_due_at: datetime
+        self,
+        tenant: str,
+        user_id: str,
+        *,
+        job_id: str,
+        actor: str,
+        rebuild_due_at: datetime,
+        reset: bool = False,
     ) -> ErasedRows:
         """Remove every row of a person in one transaction, and leave a tombstone.
 
         Events, the user's dictionary code, the sessions only they used, the profile, the
         consent ledger and their controls go; the job is recorded with the tombstone only.
+
+        Args:
+            reset: a profile reset instead: the catalog record, the consent ledger and the
+                controls stay, and the job's tombstone is lifted at once, so the person's
+                later writes are accepted (it is still recorded, for the rebuild to lift the
+                serving guard by).
 
         Raises:
             ConfigError: (from the caller's hash function) no privacy secret.
@@ -109,6 +124,8 @@ class SqlPrivacyStore:
             assert tenant_ix is not None
             counts, sessions = _erase_events(conn, self._codes, tenant_ix, user_id)
             for part, table in _PER_USER:
+                if reset and part in _KEPT_ON_RESET:
+                    continue
                 result = conn.execute(
                     delete(table).where(table.c.tenant_ix == tenant_ix, table.c.user_id == user_id)
                 )
@@ -122,6 +139,7 @@ class SqlPrivacyStore:
                     requested_at=_now(),
                     counts=json.dumps(counts, sort_keys=True),
                     rebuild_due_at=to_micros(rebuild_due_at),
+                    lifted_at=_now() if reset else None,
                 )
             )
             self._codes.bump_epoch(conn, tenant_ix)
@@ -206,6 +224,20 @@ class SqlPrivacyStore:
                     erasures.c.erased_at.is_not(None),
                 )
                 .order_by(erasures.c.requested_at)
+            ).all()
+        return [_record(tenant, r) for r in rows]
+
+    def rebuilt_since(self, tenant: str, since: datetime) -> list[ErasureRecord]:
+        """The tenant's erasures whose retraining was served at or after `since`."""
+        with read_tx(self._engine) as conn:
+            tenant_ix = self._codes.tenant(conn, tenant, create=False)
+            if tenant_ix is None:
+                return []
+            rows = conn.execute(
+                select(erasures).where(
+                    erasures.c.tenant_ix == tenant_ix,
+                    erasures.c.rebuilt_at >= to_micros(since),
+                )
             ).all()
         return [_record(tenant, r) for r in rows]
 

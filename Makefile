@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 DATA ?= penchant-data
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test fuzz bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+# Schemathesis over the service's own OpenAPI spec, as `make test` runs it (10 examples per
+# operation) but longer; prints each operation's requests and statuses.
+FUZZ_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	PENCHANT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/service/test_fuzz_api.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -39,6 +39,8 @@ class ServingCatalog:
             named `category:X`, `provider:X` or `tag:X` in `label_names_`.
         provider: the provider label code per item (-1 for none).
         available: the item's `available` flag.
+        listed: whether the item is in the catalog (every model item of a tenant that keeps
+            no catalog; otherwise only items with a record).
         published, expires: microseconds since the epoch (the extremes when not set).
         attributes: per attribute name, its raw value per code (None where absent).
     """
@@ -50,6 +52,7 @@ class ServingCatalog:
     label_names_: np.ndarray[Any, np.dtype[np.str_]]
     provider: np.ndarray[Any, np.dtype[np.int64]]
     available: BoolArray
+    listed: BoolArray
     published: np.ndarray[Any, np.dtype[np.int64]]
     expires: np.ndarray[Any, np.dtype[np.int64]]
     attributes: dict[str, list[Any]]
@@ -79,15 +82,16 @@ class ServingCatalog:
 
         Args:
             model_items: the models' item ids, by model code.
-            items: the catalog records (items only in the models keep default attributes:
-                available, no labels, no dates).
+            items: the catalog records. Items only in the models have no labels and no
+                dates; they are served only while the tenant keeps no catalog at all: once it
+                does, an item without a record (never upserted, or deleted) is not served.
         """
         records = {item.id: item for item in items}
         known = set(model_items)
         ids = list(model_items) + sorted(i for i in records if i not in known)
         n = len(ids)
         titles: list[str | None] = [None] * n
-        available = np.ones(n, dtype=bool)
+        available = np.full(n, not records, dtype=bool)
         published = np.full(n, _LONG_AGO, dtype=np.int64)
         expires = np.full(n, _NEVER, dtype=np.int64)
         attributes: dict[str, list[Any]] = {}
@@ -135,6 +139,7 @@ class ServingCatalog:
             label_names_=vocabulary,
             provider=provider,
             available=available,
+            listed=available | np.array([i in records for i in ids], dtype=bool),
             published=published,
             expires=expires,
             attributes=attributes,

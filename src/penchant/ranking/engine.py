@@ -187,7 +187,8 @@ class Engine:
         Raises:
             NotFound: the item is not in the catalog.
         """
-        if self.catalog.codes([item_id])[0] < 0:
+        code = self.catalog.codes([item_id])[0]
+        if code < 0 or not self.catalog.listed[code]:
             raise NotFound(f"no item {item_id!r}")
         request = RankingRequest(
             k=k,

@@ -2,7 +2,7 @@
 `erase_user` runs them all and returns a receipt with per-place counts.
 
 The store's eraser runs first, in one transaction: events, the person's dictionary code, the
-sessions only they used, their profile, consent ledger and controls go, and a tombstone (a
+sessions they used, their profile, consent ledger and controls go, and a tombstone (a
 keyed hash of the id) is left so that a later write for the id is refused. The erasers
 registered after it (online state, model artifacts, the served models, bandit state) reach
 what lives outside the database. Item-side structures that the person's data shaped (item
@@ -34,7 +34,7 @@ class ErasureSubject:
         tenant: the tenant.
         user_id: the person's id.
         job_id: the erasure job.
-        sessions: ids of the sessions only this person used (found by the store's eraser).
+        sessions: ids of the sessions this person used (found by the store's eraser).
     """
 
     tenant: str

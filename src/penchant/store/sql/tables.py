@@ -73,14 +73,6 @@ events = Table(
         sqlite_where=text("event_id IS NOT NULL"),
         postgresql_where=text("event_id IS NOT NULL"),
     ),
-    # What erasure and export look a person up by (migration 0002).
-    Index("ix_events_user", "tenant_ix", "user_ix"),
-    Index(
-        "ix_events_session",
-        "session_ix",
-        sqlite_where=text("session_ix IS NOT NULL"),
-        postgresql_where=text("session_ix IS NOT NULL"),
-    ),
 )
 
 import_batches = Table(

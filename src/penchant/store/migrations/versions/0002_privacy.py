@@ -1,5 +1,5 @@
-"""Privacy: indexes that find a person's events, erasure jobs and tombstones, the consent
-ledger, user controls, the audit log and the budget of differentially private releases.
+"""Privacy: erasure jobs and tombstones, the consent ledger, user controls, the audit log and
+the budget of differentially private releases.
 
 Revision ID: 0002
 Revises: 0001
@@ -20,14 +20,6 @@ _ROWID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
 def upgrade() -> None:
-    op.create_index("ix_events_user", "events", ["tenant_ix", "user_ix"])
-    op.create_index(
-        "ix_events_session",
-        "events",
-        ["session_ix"],
-        sqlite_where=sa.text("session_ix IS NOT NULL"),
-        postgresql_where=sa.text("session_ix IS NOT NULL"),
-    )
     op.create_table(
         "erasures",
         sa.Column("job_id", sa.Text, primary_key=True),
@@ -86,5 +78,3 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in ("dp_releases", "audit_log", "user_controls", "consents", "erasures"):
         op.drop_table(name)
-    op.drop_index("ix_events_session", "events")
-    op.drop_index("ix_events_user", "events")

@@ -139,9 +139,6 @@ class PrivacySettings(BaseModel):
         description="the key of keyed hashes (tombstones, pseudonyms, ids in logs), kept "
         "outside the database; default: privacy.key in the data directory",
     )
-    pseudonymize: bool = Field(
-        default=False, description="store a keyed hash of external user ids, never the ids"
-    )
     rebuild_deadline_s: float = Field(
         default=86_400.0,
         gt=0.0,

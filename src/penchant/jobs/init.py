@@ -105,13 +105,10 @@ CONFIG_TEMPLATE = """\
 # log_impressions = true
 
 [privacy]
-# The key of keyed hashes (erasure tombstones, pseudonymized ids, ids in logs), kept outside
+# The key of keyed hashes (erasure tombstones, the audit log, signed sessions), kept outside
 # the database, readable by its owner only. Default: privacy.key in the data directory,
-# created on first use. Losing it makes tombstones and pseudonyms unmatchable.
+# created on first use. Losing it makes tombstones unmatchable and signed sessions invalid.
 # secret_file = "penchant-data/privacy.key"
-# Store a keyed hash (HMAC-SHA-256) of external user ids instead of the ids; export and
-# erasure still take the external id.
-# pseudonymize = false
 # An erasure removes the person at once; the item-side structures their data shaped (item
 # factors, neighbour lists, popularity) are rebuilt by a retraining within this many seconds.
 # rebuild_deadline_s = 86400.0

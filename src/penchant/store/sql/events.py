@@ -121,7 +121,8 @@ class SqlEventStore:
     ) -> tuple[pa.Table, tuple[int, ...]]:
         """Drop the rows of erased people: a later event must not re-create them."""
         column = table.column("user_id")
-        if column.null_count == len(column):
+        # no tombstone (the usual case): no distinct ids to compute on a bulk import's chunks
+        if column.null_count == len(column) or not self._tombstones.any(conn, tenant_ix, epoch):
             return table, ()
         distinct = pc.unique(column.drop_null()).to_pylist()
         erased = self._tombstones.erased(conn, tenant, tenant_ix, epoch, distinct)

@@ -30,6 +30,10 @@ class Tombstones:
         """The tombstone an erasure of this user leaves (None without a hash function)."""
         return None if self.hash_id is None else self.hash_id(tenant, user_id)
 
+    def any(self, conn: Connection, tenant_ix: int, epoch: int) -> bool:
+        """Whether the tenant has any active tombstone (cached per epoch: usually free)."""
+        return self.hash_id is not None and bool(self._active(conn, tenant_ix, epoch))
+
     def erased(
         self, conn: Connection, tenant: str, tenant_ix: int, epoch: int, users: Iterable[str]
     ) -> set[str]:

@@ -139,6 +139,11 @@ class PrivacySettings(BaseModel):
         description="the key of keyed hashes (tombstones, pseudonyms, ids in logs), kept "
         "outside the database; default: privacy.key in the data directory",
     )
+    pseudonymize: bool = Field(
+        default=False,
+        description="store a keyed hash (HMAC with the secret file) in place of every user "
+        "id the service and the CLI receive; set it before the first person is stored",
+    )
     rebuild_deadline_s: float = Field(
         default=86_400.0,
         gt=0.0,

@@ -9,7 +9,7 @@ import typer
 from penchant.cli.common import DataDir, Json, Tenant, err, out, print_json, settings_for
 from penchant.errors import NotFound
 from penchant.jobs import erase as jobs
-from penchant.jobs.store import opened_store
+from penchant.jobs.store import opened_store, settings_pseudonyms
 from penchant.store import ErasureRecord
 from penchant.store.state import open_state
 
@@ -31,9 +31,11 @@ def erase(
             "copy, so erase through its API (DELETE /v1/users/{id}) while it runs"
         )
     state = open_state(settings.state.url)
+    tenant = tenant or settings.tenant
+    stored = settings_pseudonyms(settings).user(tenant, user_id)
     with opened_store(settings) as store:
-        receipt = jobs.erase(settings, store, state, user_id, tenant=tenant)
-        job = store.privacy.job(tenant or settings.tenant, receipt.job_id)
+        receipt = jobs.erase(settings, store, state, stored, tenant=tenant)
+        job = store.privacy.job(tenant, receipt.job_id)
     assert job is not None
     _show(job, json, seconds=receipt.seconds)
 
@@ -80,8 +82,9 @@ def reinstate(
 ) -> None:
     """Lift an erased person's tombstone, so that their events are accepted again."""
     settings = settings_for(data_dir)
+    tenant = tenant or settings.tenant
     with opened_store(settings) as store:
-        lifted = store.privacy.lift(tenant or settings.tenant, user_id)
+        lifted = store.privacy.lift(tenant, settings_pseudonyms(settings).user(tenant, user_id))
     if not lifted:
         raise NotFound("no tombstone for this user id")
     if json:

@@ -13,7 +13,7 @@ import typer
 from penchant.cli.common import DataDir, Json, Tenant, err, out, print_json, settings_for
 from penchant.jobs.export import export_user
 from penchant.jobs.export_import import import_export, read_export
-from penchant.jobs.store import opened_store
+from penchant.jobs.store import opened_store, settings_pseudonyms
 from penchant.store.state import open_state
 
 
@@ -43,8 +43,10 @@ def export(
             "so export through its API (GET /v1/users/{id}/export) to include it"
         )
     state = open_state(settings.state.url)
+    tenant = tenant or settings.tenant
+    stored = settings_pseudonyms(settings).user(tenant, user_id)
     with opened_store(settings) as store:
-        data = export_user(settings, store, state, tenant or settings.tenant, user_id)
+        data = export_user(settings, store, state, tenant, stored, known_as=user_id)
     text = orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
     if output is None:
         sys.stdout.buffer.write(text)

@@ -29,6 +29,7 @@ from penchant.ingest.columns import (
 from penchant.ingest.readers import ROW, read_chunks
 from penchant.ingest.rejects import Rejects
 from penchant.ingest.source import SourceFormat, file_sha256, source_columns
+from penchant.privacy.pseudonyms import Pseudonyms
 from penchant.schema import EventVocabulary
 from penchant.schema.common import to_micros
 from penchant.store.base import EVENT_TABLE_SCHEMA, EventStore
@@ -149,6 +150,7 @@ def import_events(
     rejects: Path,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_progress: OnProgress | None = None,
+    pseudonyms: Pseudonyms | None = None,
 ) -> ImportReport:
     """Import an event file chunk by chunk; bad rows go to `rejects` and the import goes on.
 
@@ -168,6 +170,8 @@ def import_events(
         rejects: where rejected rows are written (JSONL); created only if a row is rejected.
         chunk_rows: rows per chunk, and per store transaction.
         on_progress: told after every stored chunk.
+        pseudonyms: replaces the user ids before they are stored (the reading thread does
+            it, each distinct id hashed once); None stores them as given.
 
     Returns:
         The counts of the import. Every event counted as stored was durable when counted.
@@ -203,9 +207,10 @@ def import_events(
             for number, (raw, position) in enumerate(
                 read_chunks(path, spec.source, columns, chunk_rows, malformed)
             ):
-                if not offer(
-                    (number, _validate(raw, plan, spec, vocabulary, now_us, sink), position)
-                ):
+                table = _validate(raw, plan, spec, vocabulary, now_us, sink)
+                if pseudonyms is not None and pseudonyms.enabled:
+                    table = _pseudonymized(table, pseudonyms, tenant)
+                if not offer((number, table, position)):
                     return
             offer(None)
         except BaseException as exc:  # handed to the storing thread, which raises it
@@ -337,3 +342,10 @@ def _validate(
         number = row.pop(ROW)
         sink.write(number, row, problems.reasons(int(index)))
     return table.filter(pa.array(~bad))
+
+
+def _pseudonymized(table: pa.Table, pseudonyms: Pseudonyms, tenant: str) -> pa.Table:
+    """A validated chunk with its user ids replaced by their pseudonyms."""
+    at = table.schema.get_field_index("user_id")
+    column = pseudonyms.column(tenant, table.column(at))
+    return table.set_column(at, table.schema.field(at), column)

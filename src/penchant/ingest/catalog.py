@@ -15,6 +15,7 @@ from penchant.errors import InvalidInput
 from penchant.ingest.readers import ROW, OnMalformed, read_chunks
 from penchant.ingest.rejects import Rejects
 from penchant.ingest.source import SourceFormat, source_columns
+from penchant.privacy.pseudonyms import Pseudonyms
 from penchant.schema import Item, User
 from penchant.store.base import CatalogStore
 
@@ -50,6 +51,7 @@ def import_catalog(
     path: Path,
     rows: Iterable[CatalogRow],
     rejects: Rejects,
+    pseudonyms: Pseudonyms | None = None,
 ) -> CatalogReport:
     """Validate item or user records one by one and upsert the valid ones in batches.
 
@@ -60,6 +62,7 @@ def import_catalog(
         path: the file, for the report.
         rows: the records, with their numbers in the file.
         rejects: receives invalid records, with the reasons; it is closed here.
+        pseudonyms: replaces the ids of user records before they are stored.
 
     Returns:
         The counts of the import; records are stored when counted.
@@ -67,15 +70,20 @@ def import_catalog(
     started = time.perf_counter()
     model: type[BaseModel] = Item if kind == "items" else User
     upsert = catalog.upsert_items if kind == "items" else catalog.upsert_users
+    renamed = kind == "users" and pseudonyms is not None and pseudonyms.enabled
     batch: list[Any] = []
     stored = 0
     try:
         for number, record in rows:
             try:
-                batch.append(model.model_validate(record))
+                valid = model.model_validate(record)
             except ValidationError as exc:
                 rejects.write(number, record, [_reason(e) for e in exc.errors()])
                 continue
+            if renamed:
+                assert pseudonyms is not None and isinstance(valid, User)
+                valid = valid.model_copy(update={"id": pseudonyms.user(tenant, valid.id)})
+            batch.append(valid)
             if len(batch) >= _UPSERT_BATCH:
                 stored += upsert(tenant, batch)
                 batch = []

@@ -51,6 +51,7 @@ def export_user(
     *,
     actor: str = "cli",
     load_active: bool = True,
+    known_as: str | None = None,
 ) -> dict[str, Any]:
     """Everything Penchant holds about a person, as JSON-ready data.
 
@@ -68,6 +69,8 @@ def export_user(
             version from disk when `load_active`, else reports no model.
         actor: who asks (an API key id, or `cli`).
         load_active: with no engine, load the tenant's active model version to report it.
+        known_as: the id the person's app uses, shown in the export in place of `user_id`
+            (the pseudonym Penchant stores, when ids are pseudonymized).
 
     Returns:
         `format`, `tenant`, `user_id`, `exported_at`, `profile` (or None), `consent`
@@ -86,6 +89,8 @@ def export_user(
     target = audit.user(tenant, user_id)
     try:
         export = _collect(settings, store, state, tenant, user_id, engine, load_active)
+        if known_as is not None and known_as != user_id:
+            _rename(export, known_as)
     except NotFound:
         audit.record(tenant, actor, EXPORT_ACTION, target, "not_found")
         raise
@@ -150,6 +155,16 @@ def _collect(
         },
         "erasure": _ERASURE,
     }
+
+
+def _rename(export: dict[str, Any], known_as: str) -> None:
+    """Show the person under the id their app uses, wherever the export names them."""
+    export["user_id"] = known_as
+    if export["profile"] is not None:
+        export["profile"]["id"] = known_as
+    for event in export["events"]:
+        if event["user_id"] is not None:
+            event["user_id"] = known_as
 
 
 def _served(

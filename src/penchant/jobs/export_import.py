@@ -11,6 +11,7 @@ the API does, so serving honours them from the next request.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from penchant.errors import Erased, InvalidInput
 from penchant.jobs.export import BATCH, EXPORT_FORMAT
-from penchant.jobs.store import settings_hasher
+from penchant.jobs.store import settings_hasher, settings_pseudonyms
 from penchant.privacy.audit import AuditLog
 from penchant.privacy.consent import mirror
 from penchant.schema import ControlKind, Event, EventVocabulary, User
@@ -139,6 +140,10 @@ def import_export(
     """
     tenant = tenant or settings.tenant
     parsed = _parse(export, EventVocabulary(settings.events.custom_types))
+    known_as = parsed.user_id
+    pseudonyms = settings_pseudonyms(settings)
+    if pseudonyms.enabled:
+        parsed = _pseudonymized(parsed, pseudonyms.user(tenant, known_as))
     user_id = parsed.user_id
     if store.privacy.is_erased(tenant, [user_id]):
         raise Erased(
@@ -149,7 +154,7 @@ def import_export(
     audit = AuditLog(store.engine, settings_hasher(settings))
     target = audit.user(tenant, user_id)
     try:
-        result = _store(store, tenant, parsed)
+        result = dataclasses.replace(_store(store, tenant, parsed), user_id=known_as)
         if state is not None:
             mirror(store, state, tenant, user_id)
     except Exception:
@@ -179,6 +184,13 @@ def _parse(export: Mapping[str, Any], vocabulary: EventVocabulary) -> _Export:
                 "an event of someone other than the export's person", field=f"events.{n}.user_id"
             )
     return parsed
+
+
+def _pseudonymized(parsed: _Export, stored: str) -> _Export:
+    """The export with the person under the id this instance stores for them."""
+    profile = None if parsed.profile is None else parsed.profile.model_copy(update={"id": stored})
+    events = [e.model_copy(update={"user_id": stored}) for e in parsed.events]
+    return parsed.model_copy(update={"user_id": stored, "profile": profile, "events": events})
 
 
 def _store(store: Store, tenant: str, parsed: _Export) -> ExportImport:

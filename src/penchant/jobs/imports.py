@@ -19,6 +19,7 @@ from penchant.ingest.columns import TimestampUnit
 from penchant.ingest.formats import Preset, get_preset, guess_format
 from penchant.ingest.rejects import Rejects
 from penchant.ingest.source import SourceFormat
+from penchant.jobs.store import settings_pseudonyms
 from penchant.schema import EventVocabulary
 from penchant.settings import Settings
 from penchant.store import Store
@@ -93,6 +94,7 @@ def import_events(
             vocabulary=vocabulary,
             rejects=rejects or rejects_file(settings, path),
             on_progress=on_progress,
+            pseudonyms=settings_pseudonyms(settings),
         )
     return dataclasses.replace(report, catalog=catalog)
 
@@ -143,7 +145,13 @@ def import_catalog_file(
         reader = file_rows(path, source, mapping or {}, kind)
     sink = Rejects(rejects or rejects_file(settings, path))
     return import_catalog(
-        store.catalog, tenant or settings.tenant, kind, path, reader(path, sink), sink
+        store.catalog,
+        tenant or settings.tenant,
+        kind,
+        path,
+        reader(path, sink),
+        sink,
+        pseudonyms=settings_pseudonyms(settings),
     )
 
 

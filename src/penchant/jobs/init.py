@@ -107,8 +107,14 @@ CONFIG_TEMPLATE = """\
 [privacy]
 # The key of keyed hashes (erasure tombstones, the audit log, signed sessions), kept outside
 # the database, readable by its owner only. Default: privacy.key in the data directory,
-# created on first use. Losing it makes tombstones unmatchable and signed sessions invalid.
+# created on first use. Losing it makes tombstones unmatchable, signed sessions invalid and
+# a pseudonymized store unreadable by the ids your app uses.
 # secret_file = "penchant-data/privacy.key"
+# Store a keyed hash (HMAC-SHA-256 with the secret above) in place of every user id the
+# service and the CLI receive: the database, online state, models and logs then hold only
+# pseudonyms, and export and erasure still work by the id your app uses. Decide before the
+# first person is stored: a store refuses to be opened the other way, or under another secret.
+# pseudonymize = false
 # An erasure removes the person at once; the item-side structures their data shaped (item
 # factors, neighbour lists, popularity) are rebuilt by a retraining within this many seconds.
 # rebuild_deadline_s = 86400.0

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from penchant.privacy.hashing import Hasher, load_secret
+from penchant.privacy.pseudonyms import Pseudonyms, check_store
 from penchant.settings import Settings
 from penchant.store import Store, TombstoneHash, open_store
 
@@ -21,15 +22,31 @@ def tombstone_hash(settings: Settings) -> TombstoneHash:
     return lambda tenant, user: hasher.id(tenant, user, purpose="tombstone")
 
 
+def settings_pseudonyms(settings: Settings) -> Pseudonyms:
+    """How the deployment stores people's ids: as given, or as keyed hashes."""
+    return Pseudonyms(settings_hasher(settings) if settings.privacy.pseudonymize else None)
+
+
 def settings_store(settings: Settings) -> Store:
     """Open (and migrate) the store the settings name, with their durability options and
-    the tombstones of erased people checked on every write."""
-    return open_store(
+    the tombstones of erased people checked on every write.
+
+    Raises:
+        ConfigError: the store keeps people's ids the other way than
+            `privacy.pseudonymize` says (or under another secret).
+    """
+    store = open_store(
         settings.store_url,
         synchronous=settings.store.synchronous,
         busy_timeout_ms=settings.store.busy_timeout_ms,
         tombstone_hash=tombstone_hash(settings),
     )
+    try:
+        check_store(settings_pseudonyms(settings), store.meta)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 @contextmanager

@@ -17,7 +17,12 @@ from penchant import __version__
 from penchant.errors import ConfigError
 from penchant.jobs.erase import lift_guards, rebuild_due
 from penchant.jobs.retention import RetentionScheduler, start_retention
-from penchant.jobs.store import settings_hasher, settings_store, tombstone_hash
+from penchant.jobs.store import (
+    settings_hasher,
+    settings_pseudonyms,
+    settings_store,
+    tombstone_hash,
+)
 from penchant.jobs.trainer import BackgroundTrainer
 from penchant.privacy.keys import CachedKeys, KeysMarker, RateLimiter
 from penchant.schema import EventVocabulary
@@ -101,6 +106,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = open_state(settings.state.url)
         app.state.store = store
         app.state.hasher = settings_hasher(settings)
+        app.state.pseudonyms = settings_pseudonyms(settings)
         service = settings.service
         app.state.keys = CachedKeys(
             store.keys, service.key_cache_s, KeysMarker(settings.keys_marker_file)

@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from penchant.errors import Forbidden, Unauthorized
 from penchant.privacy.keys import CachedKeys, authenticate, is_public, require_scope
+from penchant.privacy.pseudonyms import Pseudonyms
 from penchant.privacy.sessions import is_issued
 from penchant.schema import EventVocabulary
 from penchant.service.serving import Online, ServedModels
@@ -53,6 +54,12 @@ async def get_serving(request: Request) -> ServedModels:
     return serving
 
 
+async def get_pseudonyms(request: Request) -> Pseudonyms:
+    """How people's ids are stored (as given, or as keyed hashes)."""
+    pseudonyms: Pseudonyms = request.app.state.pseudonyms
+    return pseudonyms
+
+
 async def get_online(request: Request) -> Online:
     """The online state (what people did since the models were trained)."""
     online: Online = request.app.state.online
@@ -62,6 +69,7 @@ async def get_online(request: Request) -> Online:
 StoreDep = Annotated[Store, Depends(get_store)]
 ServingDep = Annotated[ServedModels, Depends(get_serving)]
 OnlineDep = Annotated[Online, Depends(get_online)]
+PseudonymsDep = Annotated[Pseudonyms, Depends(get_pseudonyms)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 VocabularyDep = Annotated[EventVocabulary, Depends(get_vocabulary)]
 BodyDep = Annotated[bytes, Depends(read_body)]

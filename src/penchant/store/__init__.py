@@ -25,6 +25,7 @@ from penchant.store.sql.dictionary import Dictionary
 from penchant.store.sql.engine import Synchronous, make_engine, migrate
 from penchant.store.sql.events import SqlEventStore
 from penchant.store.sql.keys import SqlKeyStore
+from penchant.store.sql.meta import StoreMeta
 from penchant.store.sql.privacy import ErasedRows, ErasureRecord, SqlPrivacyStore
 from penchant.store.sql.quality import data_quality
 from penchant.store.sql.tombstones import TombstoneHash, Tombstones
@@ -40,6 +41,7 @@ class Store:
     keys: KeyStore
     privacy: SqlPrivacyStore
     consent: SqlConsentStore
+    meta: StoreMeta
     engine: Engine
     _codes: Dictionary
 
@@ -88,6 +90,7 @@ def open_store(
         keys=SqlKeyStore(engine),
         privacy=SqlPrivacyStore(engine, codes, tombstones),
         consent=SqlConsentStore(engine, codes, tombstones),
+        meta=StoreMeta(engine),
         engine=engine,
         _codes=codes,
     )
@@ -108,6 +111,7 @@ __all__ = [
     "KeyStore",
     "PersonChoices",
     "Store",
+    "StoreMeta",
     "Synchronous",
     "TombstoneHash",
     "events_to_table",

@@ -10,12 +10,14 @@ from fastapi import APIRouter, Path, Response
 
 from penchant.errors import NotFound
 from penchant.ingest.validate import InvalidBatch, parse_record, parse_records
+from penchant.privacy.pseudonyms import Pseudonyms
 from penchant.schema import Item, User
 from penchant.service.deps import (
     BodyDep,
     CatalogReader,
     CatalogWriter,
     PartialQuery,
+    PseudonymsDep,
     ServingDep,
     SettingsDep,
     StoreDep,
@@ -43,8 +45,8 @@ class Resource(Generic[R]):
     name: str
     model: type[R]
     batch_model: type[ItemsIn | UsersIn]
-    upsert: Callable[[Store, str, Sequence[R]], int]
-    get: Callable[[Store, str, str], R | None]
+    upsert: Callable[[Store, Pseudonyms, str, Sequence[R]], int]
+    get: Callable[[Store, Pseudonyms, str, str], R | None]
     delete: Callable[[Store, str, str], bool] | None  # None: deleting is erasure (privacy)
     served: bool = False  # whether serving must rebuild its catalog after a write
 
@@ -66,18 +68,25 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
         "/{id}", response_model=model, responses=NOT_FOUND, openapi_extra=json_body(model, ("id",))
     )
     def put_record(
-        key: CatalogWriter, store: StoreDep, serving: ServingDep, record_id: RecordId, body: BodyDep
+        key: CatalogWriter,
+        store: StoreDep,
+        serving: ServingDep,
+        pseudonyms: PseudonymsDep,
+        record_id: RecordId,
+        body: BodyDep,
     ) -> R:
         """Insert or replace one record; a body `id`, if given, must equal the path id."""
         record = parse_record(body, model, record_id)
-        resource.upsert(store, key.tenant, [record])
+        resource.upsert(store, pseudonyms, key.tenant, [record])
         changed(serving, key.tenant)
         return record
 
     @router.get("/{id}", response_model=model, responses=NOT_FOUND)
-    def get_record(key: CatalogReader, store: StoreDep, record_id: RecordId) -> R:
+    def get_record(
+        key: CatalogReader, store: StoreDep, pseudonyms: PseudonymsDep, record_id: RecordId
+    ) -> R:
         """One record of the key's tenant."""
-        record = resource.get(store, key.tenant, record_id)
+        record = resource.get(store, pseudonyms, key.tenant, record_id)
         if record is None:
             raise NotFound(f"no such {one}", field="id")
         return record
@@ -100,6 +109,7 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
         store: StoreDep,
         serving: ServingDep,
         settings: SettingsDep,
+        pseudonyms: PseudonymsDep,
         body: BodyDep,
         partial: PartialQuery = False,
     ) -> UpsertOut:
@@ -109,7 +119,9 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
         )
         if batch.errors and not partial:
             raise InvalidBatch(batch.errors)
-        upserted = resource.upsert(store, key.tenant, batch.records) if batch.records else 0
+        upserted = (
+            resource.upsert(store, pseudonyms, key.tenant, batch.records) if batch.records else 0
+        )
         if upserted:
             changed(serving, key.tenant)
         return UpsertOut(upserted=upserted, rejected=RowErrorOut.of(batch.errors))
@@ -121,13 +133,25 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
     return router
 
 
+def pseudonymized(pseudonyms: Pseudonyms, tenant: str, user: User) -> User:
+    """A user record with the id Penchant stores for it."""
+    if not pseudonyms.enabled:
+        return user
+    return user.model_copy(update={"id": pseudonyms.user(tenant, user.id)})
+
+
+def _as_given(user: User | None, given: str) -> User | None:
+    """A stored user record under the id the request named (its pseudonym stays inside)."""
+    return None if user is None else user.model_copy(update={"id": given})
+
+
 items = catalog_router(
     Resource(
         name="items",
         model=Item,
         batch_model=ItemsIn,
-        upsert=lambda store, tenant, records: store.catalog.upsert_items(tenant, records),
-        get=lambda store, tenant, record_id: store.catalog.get_item(tenant, record_id),
+        upsert=lambda store, _, tenant, records: store.catalog.upsert_items(tenant, records),
+        get=lambda store, _, tenant, record_id: store.catalog.get_item(tenant, record_id),
         delete=lambda store, tenant, record_id: store.catalog.delete_item(tenant, record_id),
         served=True,
     )
@@ -138,8 +162,12 @@ users = catalog_router(
         name="users",
         model=User,
         batch_model=UsersIn,
-        upsert=lambda store, tenant, records: store.catalog.upsert_users(tenant, records),
-        get=lambda store, tenant, record_id: store.catalog.get_user(tenant, record_id),
+        upsert=lambda store, pseudonyms, tenant, records: store.catalog.upsert_users(
+            tenant, [pseudonymized(pseudonyms, tenant, r) for r in records]
+        ),
+        get=lambda store, pseudonyms, tenant, record_id: _as_given(
+            store.catalog.get_user(tenant, pseudonyms.user(tenant, record_id)), record_id
+        ),
         delete=None,  # DELETE /v1/users/{id} erases the person everywhere (routes.privacy)
     )
 )

@@ -30,6 +30,7 @@ from penchant.service.deps import (
     CatalogReader,
     CatalogWriter,
     OnlineDep,
+    PseudonymsDep,
     ServingDep,
     SettingsDep,
     StoreDep,
@@ -141,11 +142,16 @@ class ControlsOut(BaseModel):
 
 @router.get("/v1/users/{id}/consent", response_model=ConsentOut)
 def get_consent(
-    key: CatalogReader, store: StoreDep, settings: SettingsDep, user_id: UserId
+    key: CatalogReader,
+    store: StoreDep,
+    settings: SettingsDep,
+    pseudonyms: PseudonymsDep,
+    user_id: UserId,
 ) -> ConsentOut:
     """A person's current answer per purpose (the configured default where never asked) and
     their consent ledger."""
-    return _consent(store, key.tenant, user_id, jobs.default_granted(settings))
+    stored = pseudonyms.user(key.tenant, user_id)
+    return _consent(store, key.tenant, stored, user_id, jobs.default_granted(settings))
 
 
 @router.put("/v1/users/{id}/consent", response_model=ConsentOut)
@@ -154,6 +160,7 @@ def put_consent(
     store: StoreDep,
     settings: SettingsDep,
     online: OnlineDep,
+    pseudonyms: PseudonymsDep,
     user_id: UserId,
     body: ConsentIn,
 ) -> ConsentOut:
@@ -167,14 +174,15 @@ def put_consent(
         ConsentRecord(purpose=p, granted=a.granted, version=a.version, source=a.source)
         for p, a in body.purposes.items()
     ]
+    stored = pseudonyms.user(key.tenant, user_id)
     jobs.change_consent(
-        settings, store, online.state, user_id, answers, tenant=key.tenant, actor=key.key_id
+        settings, store, online.state, stored, answers, tenant=key.tenant, actor=key.key_id
     )
-    return _consent(store, key.tenant, user_id, jobs.default_granted(settings))
+    return _consent(store, key.tenant, stored, user_id, jobs.default_granted(settings))
 
 
-def _consent(store: Store, tenant: str, user_id: str, default: bool) -> ConsentOut:
-    history = store.consent.history(tenant, user_id)
+def _consent(store: Store, tenant: str, stored: str, given: str, default: bool) -> ConsentOut:
+    history = store.consent.history(tenant, stored)
     current = {r.purpose: r for r in history}  # the newest answer per purpose
     purposes = {}
     for purpose in Purpose:
@@ -193,13 +201,15 @@ def _consent(store: Store, tenant: str, user_id: str, default: bool) -> ConsentO
         for r in history
         if r.at is not None
     ]
-    return ConsentOut(user_id=user_id, purposes=purposes, history=entries)
+    return ConsentOut(user_id=given, purposes=purposes, history=entries)
 
 
 @router.get("/v1/users/{id}/controls", response_model=ControlsOut)
-def get_controls(key: CatalogReader, store: StoreDep, user_id: UserId) -> ControlsOut:
+def get_controls(
+    key: CatalogReader, store: StoreDep, pseudonyms: PseudonymsDep, user_id: UserId
+) -> ControlsOut:
     """What a person asked not to see, oldest first."""
-    controls = store.consent.choices(key.tenant, user_id).controls
+    controls = store.consent.choices(key.tenant, pseudonyms.user(key.tenant, user_id)).controls
     return ControlsOut(user_id=user_id, controls=[ControlOut.of(c) for c in controls])
 
 
@@ -213,6 +223,7 @@ def post_control(
     key: CatalogWriter,
     store: StoreDep,
     online: OnlineDep,
+    pseudonyms: PseudonymsDep,
     user_id: UserId,
     body: ControlIn,
     response: Response,
@@ -223,7 +234,8 @@ def post_control(
     "Not interested" is also stored as a `dismiss` event, a signal training learns from.
     """
     wanted = Control(kind=body.kind, value=body.value)
-    added = jobs.add_control(store, online.state, key.tenant, user_id, wanted)
+    stored = pseudonyms.user(key.tenant, user_id)
+    added = jobs.add_control(store, online.state, key.tenant, stored, wanted)
     if added.dismissal is not None:
         online.record(key.tenant, [added.dismissal])
     if not added.created:
@@ -236,13 +248,15 @@ def delete_control(
     key: CatalogWriter,
     store: StoreDep,
     online: OnlineDep,
+    pseudonyms: PseudonymsDep,
     user_id: UserId,
     kind: Annotated[ControlKind, Path()],
     value: Annotated[str, Path(min_length=1, max_length=256)],
 ) -> None:
     """Lift a control from the person's next request on. A "not interested" dismissal
     stays in their history, and keeps the item out of their personalized lists."""
-    if not jobs.remove_control(store, online.state, key.tenant, user_id, kind, value):
+    stored = pseudonyms.user(key.tenant, user_id)
+    if not jobs.remove_control(store, online.state, key.tenant, stored, kind, value):
         raise NotFound("no such control", field="value")
 
 
@@ -253,6 +267,7 @@ async def reset_user(
     settings: SettingsDep,
     serving: ServingDep,
     online: OnlineDep,
+    pseudonyms: PseudonymsDep,
     user_id: UserId,
 ) -> ErasureOut:
     """Reset a person's profile: their events, online activity and rows in the models go at
@@ -263,7 +278,7 @@ async def reset_user(
         settings,
         store,
         online.state,
-        user_id,
+        pseudonyms.user(key.tenant, user_id),
         tenant=key.tenant,
         actor=key.key_id,
         served=serving.forget_user,

@@ -10,6 +10,7 @@ from penchant.service.deps import (
     EventsWriter,
     OnlineDep,
     PartialQuery,
+    PseudonymsDep,
     SettingsDep,
     StoreDep,
     VocabularyDep,
@@ -29,6 +30,7 @@ def post_events(
     vocabulary: VocabularyDep,
     body: BodyDep,
     online: OnlineDep,
+    pseudonyms: PseudonymsDep,
     request: Request,
     partial: PartialQuery = False,
 ) -> EventsOut:
@@ -46,16 +48,13 @@ def post_events(
         raise InvalidBatch(batch.errors)
     for event in batch.events:
         own_session_only(request, key, event.user_id, event.session_id)
-    ack = store.events.append(key.tenant, batch.events) if batch.events else Ack(stored=0)
+    valid = pseudonyms.events(key.tenant, batch.events)
+    ack = store.events.append(key.tenant, valid) if valid else Ack(stored=0)
     if ack.stored:
         repeated, refused = set(ack.duplicates), set(ack.refused)
         online.record(
             key.tenant,
-            [
-                e
-                for i, e in enumerate(batch.events)
-                if e.event_id not in repeated and i not in refused
-            ],
+            [e for i, e in enumerate(valid) if e.event_id not in repeated and i not in refused],
         )
     errors = batch.errors + _refused(batch.errors, len(batch.events), ack.refused)
     return EventsOut(

@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Path, Response
 from penchant.errors import Unavailable
 from penchant.jobs.export import EXPORT_FORMAT, export_filename, export_user
 from penchant.ranking import Engine
-from penchant.service.deps import OnlineDep, ServingDep, SettingsDep, StoreDep, scoped
+from penchant.service.deps import (
+    OnlineDep,
+    PseudonymsDep,
+    ServingDep,
+    SettingsDep,
+    StoreDep,
+    scoped,
+)
 from penchant.service.schemas import ERROR_RESPONSES, NOT_FOUND
 from penchant.store import ApiKeyRecord
 from penchant.types import Scope
@@ -40,6 +47,7 @@ def export(
     settings: SettingsDep,
     serving: ServingDep,
     online: OnlineDep,
+    pseudonyms: PseudonymsDep,
     user_id: PathId,
 ) -> Response:
     """Export everything stored about a person and what was inferred from it, as a JSON
@@ -50,10 +58,11 @@ def export(
         store,
         online.state,
         key.tenant,
-        user_id,
+        pseudonyms.user(key.tenant, user_id),
         _engine(serving, key.tenant),
         actor=key.key_id,
         load_active=False,
+        known_as=user_id,
     )
     name = export_filename(settings, key.tenant, user_id)
     return Response(

@@ -11,7 +11,14 @@ from pydantic import BaseModel, Field
 
 from penchant.errors import NotFound
 from penchant.jobs.erase import erase
-from penchant.service.deps import OnlineDep, ServingDep, SettingsDep, StoreDep, scoped
+from penchant.service.deps import (
+    OnlineDep,
+    PseudonymsDep,
+    ServingDep,
+    SettingsDep,
+    StoreDep,
+    scoped,
+)
 from penchant.service.schemas import ERROR_RESPONSES, NOT_FOUND
 from penchant.store import ApiKeyRecord, ErasureRecord
 from penchant.types import Scope
@@ -57,6 +64,7 @@ async def erase_user(
     settings: SettingsDep,
     serving: ServingDep,
     online: OnlineDep,
+    pseudonyms: PseudonymsDep,
     user_id: PathId,
 ) -> ErasureOut:
     """Erase a person: their events, profile, consent history, online state and model rows
@@ -67,7 +75,7 @@ async def erase_user(
         settings,
         store,
         online.state,
-        user_id,
+        pseudonyms.user(key.tenant, user_id),
         tenant=key.tenant,
         actor=key.key_id,
         served=serving.forget_user,

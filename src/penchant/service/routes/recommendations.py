@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from penchant.errors import InvalidInput
+from penchant.privacy.pseudonyms import Pseudonyms
 from penchant.ranking import Engine, Ranked, RankingRequest
 from penchant.ranking.catalog import micros
 from penchant.service.deps import BEARER, authorize, own_session_only
@@ -145,6 +146,9 @@ def _answer(http: Request, tenant: str, request: RankingRequest) -> Response:
     engine: Engine = serving.of(tenant).engine()
     online = http.app.state.online
     state = online.of(tenant)
+    pseudonyms: Pseudonyms = http.app.state.pseudonyms
+    if pseudonyms.enabled and request.user_id is not None:
+        request = request.model_copy(update={"user_id": pseudonyms.user(tenant, request.user_id)})
     consent_default = http.app.state.settings.privacy.consent_default == "granted"
     request = personal_request(online.state, tenant, request, default_granted=consent_default)
     # An erased or reset person: no worker may rank from their trained rows (still in its

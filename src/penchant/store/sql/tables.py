@@ -193,3 +193,11 @@ dp_releases = Table(
     Column("epsilon", Float, nullable=False),
     Column("at", BigInteger, nullable=False),
 )
+
+# Store-wide facts that must not change under existing data (pseudonymization and its key).
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -21,6 +21,7 @@ from penchant.schema import Event, EventContext
 from penchant.schema.common import from_micros, to_micros
 from penchant.store.base import EVENT_TABLE_SCHEMA, Ack, EventFilter
 from penchant.store.convert import events_to_table
+from penchant.store.sql import event_users
 from penchant.store.sql.dictionary import Dictionary, placeholder, raw_cursor
 from penchant.store.sql.engine import read_tx, write_tx
 from penchant.store.sql.tables import (
@@ -102,7 +103,7 @@ class SqlEventStore:
                 }
             )
             if conn.dialect.name == "postgresql":
-                stored, duplicates = _insert_postgres(conn, rows)
+                stored, duplicates = _insert_postgres(conn, int(tenant_ix), rows)
             else:
                 stored, duplicates = _insert_sqlite(conn, rows)
             if batch_key is not None:
@@ -154,12 +155,10 @@ class SqlEventStore:
             code = self._codes.lookup(conn, tenant_ix, KIND_USER, user_id)
             if code is None:
                 return 0
-            result = conn.execute(
-                events.delete().where(events.c.tenant_ix == tenant_ix, events.c.user_ix == code)
-            )
+            deleted = event_users.delete_user_events(conn, tenant_ix, code)
             self._codes.delete(conn, code)
             self._codes.bump_epoch(conn, tenant_ix)
-            return int(result.rowcount)
+            return len(deleted)
 
     def delete_before(
         self, tenant: str, event_type: str, before: datetime, *, batch_size: int = 10_000
@@ -171,7 +170,8 @@ class SqlEventStore:
         planner believes); a chunk's rows are found in read transactions and deleted by
         primary key in a write transaction of their own that checks the condition again, so
         the write lock is held only for the deletes. Rows stored after the walk began are
-        left for the next run.
+        left for the next run. Rows of `event_users` whose events are all gone are dropped
+        at the end.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -190,6 +190,9 @@ class SqlEventStore:
             if seqs:
                 with write_tx(self._engine) as conn:
                     deleted += _delete_rows(conn, seqs, condition)
+        if deleted:
+            with write_tx(self._engine) as conn:
+                event_users.drop_gone(conn, int(tenant_ix))
         return deleted
 
     def _expired(
@@ -402,10 +405,12 @@ def _pylist(column: pa.ChunkedArray) -> list[Any]:
     return column.to_pylist()  # type: ignore[no-any-return]
 
 
-#: The rows `delete_before` removes: a tenant's events of one type older than a time. The
-#: unary `+` keeps the planners off `ix_events_user (tenant_ix, user_ix)`: through it, both
-#: read (and sorted) all of the tenant's rows for every chunk (9 times slower on 1M rows on
-#: SQLite), where a range of the primary key reads only the chunk's window.
+#: The rows `delete_before` removes: a tenant's events of one type older than a time. No
+#: index can serve these columns today (the only one, on (tenant_ix, event_id), is partial
+#: and these conditions do not imply its `event_id IS NOT NULL`), so the `+` changes no plan
+#: now; it keeps a future index by tenant, type or time from being chosen over the primary
+#: key's range: through a former index on (tenant_ix, user_ix), both planners read (and
+#: sorted) all of the tenant's rows for every chunk (9 times slower on 1M rows on SQLite).
 _EXPIRED = "+tenant_ix = {ph} AND +type_ix = {ph} AND +ts < {ph}"
 
 
@@ -441,19 +446,22 @@ def _insert_sqlite(conn: Any, rows: pa.Table) -> tuple[int, list[str]]:
     )
     values = zip(*(_pylist(rows.column(c)) for c in names), strict=True)
     cur = raw_cursor(conn)
+    # BEGIN IMMEDIATE holds the only write lock: rows after `before` are this batch's.
+    before = int(cur.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+    users = event_users.user_codes(rows.column("user_ix"))
     if rows.column("event_id").null_count == n:
         if "context" in names:
             _insert_values(cur, tenant_ix, names, rows)
         else:
             _insert_numbers(cur, tenant_ix, names, rows)
+        event_users.record_sqlite(conn, tenant_ix, before, users)
         return n, []
-    # BEGIN IMMEDIATE holds the only write lock: rows after `before` are this batch's.
-    before = cur.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
     cur.executemany(
         f"{insert} ON CONFLICT (tenant_ix, event_id) WHERE event_id IS NOT NULL DO NOTHING",
         values,
     )
     stored = int(cur.rowcount)
+    event_users.record_sqlite(conn, tenant_ix, before, users)
     if stored == n:
         return n, []
     cur.execute("SELECT event_id FROM events WHERE seq > ? AND event_id IS NOT NULL", (before,))
@@ -512,7 +520,7 @@ def _not_stored(ids: list[str | None], stored: list[str]) -> list[str]:
     return out
 
 
-def _insert_postgres(conn: Any, rows: pa.Table) -> tuple[int, list[str]]:
+def _insert_postgres(conn: Any, tenant_ix: int, rows: pa.Table) -> tuple[int, list[str]]:
     """Insert rows on PostgreSQL; return how many were stored and the ids another writer won."""
     n = rows.num_rows
     if n == 0:
@@ -520,6 +528,7 @@ def _insert_postgres(conn: Any, rows: pa.Table) -> tuple[int, list[str]]:
     driver = conn.connection.driver_connection
     names = ", ".join(_ROW_COLUMNS)
     if rows.column("event_id").null_count == n:
+        start = event_users.copy_start(conn)
         # No ids, so no conflicts: stream the batch as CSV written in C++ by pyarrow, with
         # only the columns that hold something (less for the server to parse).
         used = [c for c in _ROW_COLUMNS if rows.column(c).null_count < n]
@@ -532,6 +541,7 @@ def _insert_postgres(conn: Any, rows: pa.Table) -> tuple[int, list[str]]:
             cur.copy(f"COPY events ({', '.join(used)}) FROM STDIN WITH (FORMAT csv)") as copy,
         ):
             copy.write(sink.getvalue().to_pybytes())
+        event_users.record_copy(conn, tenant_ix, start, event_users.user_codes(rows["user_ix"]))
         return n, []
     # Writers run concurrently here: the unique index arbitrates, in input order.
     with driver.cursor() as cur:
@@ -540,9 +550,12 @@ def _insert_postgres(conn: Any, rows: pa.Table) -> tuple[int, list[str]]:
             "%s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], "
             "%s::float8[], %s::bigint[], %s::text[]) "
             "ON CONFLICT (tenant_ix, event_id) WHERE event_id IS NOT NULL DO NOTHING "
-            "RETURNING event_id",
+            "RETURNING event_id, seq, coalesce(user_ix, -1)",
             [rows.column(c).to_pylist() for c in _ROW_COLUMNS],
         )
-        returned = [r[0] for r in cur.fetchall()]
-    stored = [i for i in returned if i is not None]
+        returned = cur.fetchall()
+    if returned:
+        codes = np.asarray([r[1:] for r in returned], dtype=np.int64)
+        event_users.record(conn, tenant_ix, codes[:, 0], codes[:, 1])
+    stored = [r[0] for r in returned if r[0] is not None]
     return len(returned), _not_stored(rows.column("event_id").to_pylist(), stored)

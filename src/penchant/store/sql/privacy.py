@@ -15,13 +15,13 @@ from sqlalchemy import Connection, Engine, Table, delete, select
 from penchant.schema.common import from_micros, to_micros
 from penchant.store.sql.dictionary import Dictionary
 from penchant.store.sql.engine import read_tx, write_tx
+from penchant.store.sql.event_users import delete_user_events
 from penchant.store.sql.tables import (
     KIND_SESSION,
     KIND_USER,
     consents,
     dictionary,
     erasures,
-    events,
     user_controls,
     users,
 )
@@ -262,14 +262,10 @@ def _erase_events(
     code = codes.lookup(conn, tenant_ix, KIND_USER, user_id)
     if code is None:
         return counts, []
-    # One pass over the log: the rows go and say which sessions they had.
-    deleted = conn.execute(
-        delete(events)
-        .where(events.c.tenant_ix == tenant_ix, events.c.user_ix == code)
-        .returning(events.c.session_ix)
-    ).all()
+    # The rows are found beside the log, go, and say which sessions they had.
+    deleted = delete_user_events(conn, tenant_ix, code)
     counts["events"] = len(deleted)
-    session_codes = sorted({int(r[0]) for r in deleted if r[0] is not None})
+    session_codes = sorted({s for s in deleted if s is not None})
     codes.delete(conn, code)
     # A session id the person used identifies them: it goes, even where anonymous events
     # (before they signed in) share it; those keep their rows without a session. (Checking

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     Table,
@@ -73,6 +74,21 @@ events = Table(
         sqlite_where=text("event_id IS NOT NULL"),
         postgresql_where=text("event_id IS NOT NULL"),
     ),
+)
+
+# Beside the log, which has no index by user (one would cost bulk import most of its
+# speed): the user codes of appended events, one row per append (small appends share one),
+# as little-endian int64 (-1: no user), with their sequence numbers (NULL when they are
+# first_seq, first_seq + 1, ...; first_seq is always the smallest). Erasure finds a
+# person's events here (`store.sql.event_users`).
+event_users = Table(
+    "event_users",
+    metadata,
+    Column("tenant_ix", Integer, primary_key=True, autoincrement=False),
+    Column("first_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("users", LargeBinary, nullable=False),
+    Column("seqs", LargeBinary, nullable=True),
 )
 
 import_batches = Table(

@@ -92,7 +92,9 @@ def test_a_pseudonymized_store_refuses_plain_ids_and_another_secret(
     tmp_path: Path, store_url: str
 ) -> None:
     on = _settings(tmp_path, store_url, on=True)
-    settings_store(on).close()  # a new store takes the setting, before any person arrives
+    store = settings_store(on)  # a new store takes the setting, before any person arrives
+    store.events.append("default", [Event(user_id="alice", item_id="i1", type="view")])
+    store.close()
 
     with pytest.raises(ConfigError, match=r"set privacy\.pseudonymize = true"):
         settings_store(_settings(tmp_path, store_url, on=False))
@@ -101,6 +103,17 @@ def test_a_pseudonymized_store_refuses_plain_ids_and_another_secret(
     with pytest.raises(ConfigError, match="another privacy secret"):
         settings_store(_settings(tmp_path, store_url, on=True, secret=other))
     settings_store(on).close()
+
+
+def test_a_store_without_people_may_still_change_its_mind(tmp_path: Path, store_url: str) -> None:
+    settings_store(_settings(tmp_path, store_url, on=False)).close()  # e.g. `penchant init`
+
+    store = settings_store(_settings(tmp_path, store_url, on=True))  # then turned on
+    store.events.append("default", [Event(user_id="alice", item_id="i1", type="view")])
+    store.close()
+
+    with pytest.raises(ConfigError, match=r"set privacy\.pseudonymize = true"):
+        settings_store(_settings(tmp_path, store_url, on=False))
 
 
 def _write(path: Path, text: str) -> Path:

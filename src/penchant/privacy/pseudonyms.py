@@ -105,7 +105,9 @@ def check_store(pseudonyms: Pseudonyms, meta: StoreMeta) -> None:
         ConfigError: the setting does not match the store.
     """
     wanted = pseudonyms.mark()
-    stored = meta.get(META_NAME) or meta.settle(META_NAME, wanted, before=AS_GIVEN)
+    if meta.get(META_NAME) == wanted:
+        return
+    stored = meta.settle(META_NAME, wanted, before=AS_GIVEN)
     if stored == wanted:
         return
     if stored == AS_GIVEN:

@@ -38,7 +38,8 @@ class StoreMeta:
         return None if value is None else str(value)
 
     def settle(self, name: str, value: str, *, before: str) -> str:
-        """The recorded value of `name`, recording one first when there is none.
+        """The recorded value of `name`, recording `value` first when there is none, or
+        when the store holds no person yet.
 
         Args:
             name: the fact.
@@ -53,9 +54,17 @@ class StoreMeta:
             stored = conn.execute(
                 select(store_meta.c.value).where(store_meta.c.name == name)
             ).scalar_one_or_none()
-            if stored is not None:
-                return str(stored)
+            if stored == value:
+                return value
             people = any(conn.execute(query).first() is not None for query in _PEOPLE)
+            if stored is not None:
+                if people:
+                    return str(stored)
+                # no person stored yet: the fact may still change
+                conn.execute(
+                    store_meta.update().where(store_meta.c.name == name).values(value=value)
+                )
+                return value
             recorded = before if people else value
             conn.execute(store_meta.insert().values(name=name, value=recorded))
             return recorded

@@ -82,7 +82,7 @@ def import_catalog(
                 continue
             if renamed:
                 assert pseudonyms is not None and isinstance(valid, User)
-                valid = valid.model_copy(update={"id": pseudonyms.user(tenant, valid.id)})
+                valid = pseudonyms.record(tenant, valid)
             batch.append(valid)
             if len(batch) >= _UPSERT_BATCH:
                 stored += upsert(tenant, batch)

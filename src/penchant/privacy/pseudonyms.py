@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from penchant.errors import ConfigError
 from penchant.privacy.hashing import Hasher
-from penchant.schema import Event
+from penchant.schema import Event, User
 from penchant.store.sql.meta import StoreMeta
 
 #: What a pseudonym starts with.
@@ -69,9 +69,11 @@ class Pseudonyms:
             self._cache[key] = found
         return found
 
-    def maybe(self, tenant: str, user_id: str | None) -> str | None:
-        """`user` of an optional id."""
-        return None if user_id is None else self.user(tenant, user_id)
+    def record(self, tenant: str, user: User) -> User:
+        """A user record under the id Penchant stores for it."""
+        if self._hasher is None:
+            return user
+        return user.model_copy(update={"id": self.user(tenant, user.id)})
 
     def events(self, tenant: str, events: Sequence[Event]) -> list[Event]:
         """The events with their user ids replaced."""

@@ -133,13 +133,6 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
     return router
 
 
-def pseudonymized(pseudonyms: Pseudonyms, tenant: str, user: User) -> User:
-    """A user record with the id Penchant stores for it."""
-    if not pseudonyms.enabled:
-        return user
-    return user.model_copy(update={"id": pseudonyms.user(tenant, user.id)})
-
-
 def _as_given(user: User | None, given: str) -> User | None:
     """A stored user record under the id the request named (its pseudonym stays inside)."""
     return None if user is None else user.model_copy(update={"id": given})
@@ -163,7 +156,7 @@ users = catalog_router(
         model=User,
         batch_model=UsersIn,
         upsert=lambda store, pseudonyms, tenant, records: store.catalog.upsert_users(
-            tenant, [pseudonymized(pseudonyms, tenant, r) for r in records]
+            tenant, [pseudonyms.record(tenant, r) for r in records]
         ),
         get=lambda store, pseudonyms, tenant, record_id: _as_given(
             store.catalog.get_user(tenant, pseudonyms.user(tenant, record_id)), record_id

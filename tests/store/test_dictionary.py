@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from penchant.schema import Event
 from penchant.store import open_store
-from penchant.store.sql.tables import KIND_ITEM, KIND_TYPE, KIND_USER, dictionary
+from penchant.store.sql.tables import KIND_ITEM, KIND_TYPE, KIND_USER, dictionary, tenants
 
 
 def _entries(url: str) -> set[tuple[int, str]]:
@@ -116,3 +116,25 @@ def _codes(url: str) -> dict[tuple[int, str], int]:
         return {(int(kind), str(key)): int(code) for kind, key, code in rows}
     finally:
         store.close()
+
+
+def test_postgres_knows_the_size_of_a_dictionary_that_has_grown(pg_url: str) -> None:
+    """A new store's dictionary gets planner statistics as it grows. Without them (autovacuum
+    off, or not yet run) PostgreSQL took the table for empty and compared every looked-up key
+    with every stored key of its kind: a 10M-event import ran at 18,663 events/s."""
+    store = open_store(pg_url)
+    try:
+        store.events.append(
+            "t", [Event(user_id=f"user-{i}", item_id="i0", type="view") for i in range(12_000)]
+        )
+        with store.engine.connect() as conn:
+            tenant_ix = conn.execute(select(tenants.c.ix).where(tenants.c.id == "t")).scalar_one()
+            plan = conn.exec_driver_sql(
+                "EXPLAIN (FORMAT JSON) SELECT key, ix FROM dictionary "
+                "WHERE tenant_ix = %s AND kind = %s",
+                (tenant_ix, KIND_USER),
+            ).scalar_one()
+    finally:
+        store.close()
+    estimated = plan[0]["Plan"]["Plan Rows"]
+    assert 6_000 <= estimated <= 24_000, plan  # the planner's idea of the 12,000 users

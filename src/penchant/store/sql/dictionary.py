@@ -19,6 +19,9 @@ _CHUNK = 500  # keeps every IN (...) list under SQLite's parameter limit
 _MAX_CACHED = 4_000_000  # entries per tenant and kind before the cache starts over
 #: Past this many cached entries per key looked up, `encode` asks the database instead.
 _CACHE_PER_KEY = 64
+#: New keys before PostgreSQL's statistics of the dictionary are refreshed (then each time
+#: the table may have doubled).
+_ANALYZE_MIN = 10_000
 
 Codes = NDArray[np.int64]
 
@@ -53,6 +56,10 @@ class Dictionary:
         # Per (tenant, kind): the known keys and their codes, as parallel arrays, so that a
         # chunk of keys is looked up in one vectorized set operation.
         self._codes: dict[tuple[int, int], tuple[pa.Array, NDArray[np.int64]]] = {}
+        # Keys this process inserted since it last refreshed PostgreSQL's statistics, and
+        # how many it had inserted before that (a lower bound of the table's size).
+        self._grown = 0
+        self._analyzed = 0
 
     def tenant(self, conn: Connection, tenant: str, *, create: bool) -> int | None:
         """The code of a tenant; with `create`, made on first use."""
@@ -158,12 +165,41 @@ class Dictionary:
         """
         found = _known(conn, tenant_ix, kind, keys)
         if len(found) < len(keys):
-            found.update(self._insert(conn, tenant_ix, kind, [k for k in keys if k not in found]))
+            fresh, inserted = self._insert(
+                conn, tenant_ix, kind, [k for k in keys if k not in found]
+            )
+            found.update(fresh)
+            if conn.dialect.name == "postgresql":
+                self._refresh_statistics(conn, inserted)
         return found
 
+    def _refresh_statistics(self, conn: Connection, inserted: int) -> None:
+        """ANALYZE the dictionary once it has grown a lot since this process last did.
+
+        A table that was never analyzed looks empty to PostgreSQL's planner, which then
+        checks the keys of `_known` one by one against every row of their kind instead of
+        looking each up in the index: a bulk import into a new store slowed to 5,000
+        events/s where autovacuum had not run (it is off on some servers, and a minute
+        late on others).
+        """
+        with self._lock:
+            self._grown += inserted
+            due = self._grown >= max(_ANALYZE_MIN, self._analyzed)
+            if due:
+                self._analyzed += self._grown
+                self._grown = 0
+        if due:
+            raw_cursor(conn).execute("ANALYZE dictionary")
+
     @staticmethod
-    def _insert(conn: Connection, tenant_ix: int, kind: int, keys: list[str]) -> dict[str, int]:
-        """Insert keys that may be new and read back every key's code, in set operations."""
+    def _insert(
+        conn: Connection, tenant_ix: int, kind: int, keys: list[str]
+    ) -> tuple[dict[str, int], int]:
+        """Insert keys that may be new and read back every key's code, in set operations.
+
+        Returns:
+            Every key's code, and how many keys this call inserted.
+        """
         cur = raw_cursor(conn)
         if conn.dialect.name == "postgresql":
             cur.execute(
@@ -186,6 +222,7 @@ class Dictionary:
             "FROM penchant_keys WHERE true ON CONFLICT (tenant_ix, kind, key) DO NOTHING",
             (tenant_ix, kind),
         )
+        inserted = max(cur.rowcount, 0)
         cur.execute(
             "SELECT d.key, d.ix FROM penchant_keys t JOIN dictionary d "
             f"ON d.tenant_ix = {ph} AND d.kind = {ph} AND d.key = t.key",
@@ -193,7 +230,7 @@ class Dictionary:
         )
         found = {str(key): int(ix) for key, ix in cur.fetchall()}
         cur.execute("DELETE FROM penchant_keys")
-        return found
+        return found, inserted
 
     def lookup(self, conn: Connection, tenant_ix: int, kind: int, key: str) -> int | None:
         """The code of one key, or None if it was never stored."""

@@ -7,6 +7,7 @@ here fails `test_the_table_covers_every_operation`, so no route can ship without
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from apitools import Api
@@ -93,3 +94,105 @@ def test_each_scope_opens_exactly_its_operations(api: Api, scope: Scope) -> None
             assert status not in (401, 403), (scope, method, path, status)
         else:
             assert status == 403, (scope, method, path, status)
+
+
+MINE_EVENT = {"event_id": "e-a", "user_id": "u-a", "item_id": "i-a", "type": "click"}
+CONSENT_ON = {
+    "purposes": {"personalization": {"granted": True, "version": "v2", "source": "banner"}}
+}
+CONSENT_OFF = {"purposes": {"personalization": {"granted": False, "version": "v9"}}}
+
+
+#: An admin key of another tenant, operation by operation, on this tenant's ids: the request
+#: (path with query, JSON body) and the status it must get. In the order sent: reads, then
+#: writes, then deletes. Nothing of this tenant is found, and what it writes or deletes stays
+#: in its own tenant. Its tenant has no trained model: recommendation routes answer 503.
+OTHER_TENANT: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int]] = {
+    ("GET", "/health"): ("/health", None, 200),
+    ("GET", "/v1/recommendations"): ("/v1/recommendations?user_id=u-a", None, 503),
+    ("POST", "/v1/recommendations"): ("/v1/recommendations", {"user_id": "u-a"}, 503),
+    ("GET", "/v1/sessions/{id}/recommendations"): (
+        "/v1/sessions/{session}/recommendations",
+        None,
+        503,
+    ),
+    ("GET", "/v1/items/{id}/similar"): ("/v1/items/i-a/similar", None, 503),
+    ("GET", "/v1/items/{id}"): ("/v1/items/i-a", None, 404),
+    ("GET", "/v1/users/{id}"): ("/v1/users/u-a", None, 404),
+    ("GET", "/v1/erasures/{id}"): ("/v1/erasures/{job}", None, 404),
+    ("GET", "/v1/users/{id}/consent"): ("/v1/users/u-a/consent", None, 200),
+    ("GET", "/v1/users/{id}/controls"): ("/v1/users/u-a/controls", None, 200),
+    ("GET", "/v1/users/{id}/export"): ("/v1/users/u-a/export", None, 404),
+    ("POST", "/v1/sessions"): ("/v1/sessions", None, 201),
+    ("POST", "/v1/events"): ("/v1/events", {"events": [MINE_EVENT]}, 200),
+    ("PUT", "/v1/items/{id}"): ("/v1/items/i-a", {"title": "theirs"}, 200),
+    ("POST", "/v1/items"): ("/v1/items", {"items": [{"id": "i-a", "title": "theirs"}]}, 200),
+    ("PUT", "/v1/users/{id}"): ("/v1/users/u-a", {"attributes": {"plan": "free"}}, 200),
+    ("POST", "/v1/users"): ("/v1/users", {"users": [{"id": "u-a"}]}, 200),
+    ("PUT", "/v1/users/{id}/consent"): ("/v1/users/u-a/consent", CONSENT_OFF, 200),
+    ("POST", "/v1/users/{id}/controls"): (
+        "/v1/users/u-a/controls",
+        {"kind": "category", "value": "c2"},
+        201,
+    ),
+    ("DELETE", "/v1/items/{id}"): ("/v1/items/i-a", None, 204),  # its own i-a
+    ("DELETE", "/v1/users/{id}/controls/{kind}/{value}"): (
+        "/v1/users/u-a/controls/category/c1",  # this tenant's control
+        None,
+        404,
+    ),
+    ("POST", "/v1/users/{id}/reset"): ("/v1/users/u-a/reset", None, 200),
+    ("DELETE", "/v1/users/{id}"): ("/v1/users/u-a", None, 200),
+}
+
+
+def test_another_tenants_key_finds_and_changes_nothing_of_this_tenant(api: Api) -> None:
+    mine = api.headers("admin")
+    seed = [
+        ("PUT", "/v1/items/i-a", {"title": "mine", "categories": ["c1"]}),
+        ("PUT", "/v1/users/u-a", {"attributes": {"plan": "gold"}}),
+        ("PUT", "/v1/users/u-a/consent", CONSENT_ON),
+        ("POST", "/v1/users/u-a/controls", {"kind": "category", "value": "c1"}),
+        ("POST", "/v1/events", {"events": [MINE_EVENT]}),
+    ]
+    for method, url, body in seed:
+        assert api.client.request(method, url, json=body, headers=mine).status_code < 300, url
+    before = _mine(api, mine)
+    job = api.client.delete("/v1/users/u-gone", headers=mine).json()["job_id"]
+    session = api.client.post("/v1/sessions", headers=mine).json()["session_id"]
+    assert sorted(OTHER_TENANT) == sorted(NEEDS)  # so: every operation of the spec
+    theirs = api.headers("admin", tenant="other")
+    got = {}
+    for (method, path), (url, body, _) in OTHER_TENANT.items():
+        url = url.format(session=session, job=job)
+        got[method, path] = api.client.request(method, url, json=body, headers=theirs)
+    statuses = {op: answer.status_code for op, answer in got.items()}
+    assert statuses == {op: status for op, (_, _, status) in OTHER_TENANT.items()}
+    consent = got["GET", "/v1/users/{id}/consent"].json()
+    assert "banner" not in str(consent) and "v2" not in str(consent)  # not this tenant's
+    assert got["GET", "/v1/users/{id}/controls"].json()["controls"] == []
+    assert got["POST", "/v1/events"].json()["stored"] == 1  # its own event, not a duplicate
+    # the reset and the erasure found what it wrote itself, one of each, and no more
+    assert got["POST", "/v1/users/{id}/reset"].json()["counts"]["events"] == 1
+    erased = got["DELETE", "/v1/users/{id}"].json()["counts"]
+    assert (erased["profile"], erased["consents"], erased["controls"]) == (1, 1, 1)
+    assert _mine(api, mine) == before
+    assert api.client.get(f"/v1/erasures/{job}", headers=mine).status_code == 200
+
+
+def _mine(api: Api, headers: dict[str, str]) -> dict[str, Any]:
+    """Everything this tenant holds about u-a and i-a, as its own key reads it."""
+    reads = {
+        "item": "/v1/items/i-a",
+        "user": "/v1/users/u-a",
+        "consent": "/v1/users/u-a/consent",
+        "controls": "/v1/users/u-a/controls",
+        "export": "/v1/users/u-a/export",
+    }
+    out = {}
+    for name, url in reads.items():
+        answer = api.client.get(url, headers=headers)
+        assert answer.status_code == 200, (url, answer.text)
+        out[name] = answer.json()
+    out["export"].pop("exported_at", None)
+    return out

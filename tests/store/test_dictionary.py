@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from penchant.schema import Event
-from penchant.store import open_store
+from penchant.store import Store, open_store
+from penchant.store.sql.dictionary import _analyze_unless_locked
+from penchant.store.sql.engine import write_tx
 from penchant.store.sql.tables import KIND_ITEM, KIND_TYPE, KIND_USER, dictionary, tenants
 
 
@@ -138,3 +140,45 @@ def test_postgres_knows_the_size_of_a_dictionary_that_has_grown(pg_url: str) -> 
         store.close()
     estimated = plan[0]["Plan"]["Plan Rows"]
     assert 6_000 <= estimated <= 24_000, plan  # the planner's idea of the 12,000 users
+
+
+def test_a_writer_never_waits_for_the_statistics_lock(pg_url: str) -> None:
+    """ANALYZE's lock is held until its transaction commits; a writer that finds it taken
+    (another writer's ANALYZE, autovacuum) stores its events without waiting, and refreshes
+    the statistics at its next new keys once the lock is free."""
+    import psycopg
+
+    store = open_store(pg_url)
+    try:
+        store.events.append("t", [Event(user_id="u0", item_id="i0", type="view")])
+        with psycopg.connect(pg_url) as holder:  # the store's schema
+            holder.execute("LOCK TABLE dictionary IN SHARE UPDATE EXCLUSIVE MODE")
+            batch = [Event(user_id=f"a{i}", item_id="i0", type="view") for i in range(12_000)]
+            assert store.events.append("t", batch).stored == 12_000  # no wait, no error
+            assert _estimated_users(store) < 1_000  # skipped: the lock was taken
+        batch = [Event(user_id=f"b{i}", item_id="i0", type="view") for i in range(12_000)]
+        assert store.events.append("t", batch).stored == 12_000
+        assert 12_000 <= _estimated_users(store) <= 48_000  # refreshed once the lock was free
+    finally:
+        store.close()
+
+
+def test_the_write_transaction_keeps_its_lock_timeout_after_the_statistics(pg_url: str) -> None:
+    store = open_store(pg_url)
+    try:
+        with write_tx(store.engine) as conn:
+            before = conn.exec_driver_sql("SHOW lock_timeout").scalar_one()
+            assert _analyze_unless_locked(conn)
+            assert conn.exec_driver_sql("SHOW lock_timeout").scalar_one() == before
+    finally:
+        store.close()
+
+
+def _estimated_users(store: Store) -> int:
+    with store.engine.connect() as conn:
+        tenant_ix = conn.execute(select(tenants.c.ix).where(tenants.c.id == "t")).scalar_one()
+        plan = conn.exec_driver_sql(
+            "EXPLAIN (FORMAT JSON) SELECT ix FROM dictionary WHERE tenant_ix = %s AND kind = %s",
+            (tenant_ix, KIND_USER),
+        ).scalar_one()
+    return int(plan[0]["Plan"]["Plan Rows"])

@@ -181,15 +181,24 @@ class Dictionary:
         looking each up in the index: a bulk import into a new store slowed to 5,000
         events/s where autovacuum had not run (it is off on some servers, and a minute
         late on others).
+
+        It runs inside the write transaction, so that the statistics count the keys this
+        transaction inserted, and it never waits: ANALYZE's table lock is held until the
+        commit, and a writer that waited for another's while that one waited for its keys
+        would deadlock. When the lock is taken (another writer's ANALYZE, autovacuum), this
+        writer skips it and tries again at its next new keys.
         """
         with self._lock:
             self._grown += inserted
-            due = self._grown >= max(_ANALYZE_MIN, self._analyzed)
-            if due:
-                self._analyzed += self._grown
-                self._grown = 0
-        if due:
-            raw_cursor(conn).execute("ANALYZE dictionary")
+            if self._grown < max(_ANALYZE_MIN, self._analyzed):
+                return
+            grown, self._grown = self._grown, 0
+        if _analyze_unless_locked(conn):
+            with self._lock:
+                self._analyzed += grown
+        else:
+            with self._lock:
+                self._grown += grown
 
     @staticmethod
     def _insert(
@@ -282,3 +291,23 @@ def _known(conn: Connection, tenant_ix: int, kind: int, keys: Sequence[str]) -> 
         )
         out.update({str(key): int(ix) for key, ix in cur.fetchall()})
     return out
+
+
+def _analyze_unless_locked(conn: Connection) -> bool:
+    """ANALYZE the dictionary inside the open PostgreSQL transaction; False, with the
+    transaction unharmed, when its lock is not free at once."""
+    from psycopg.errors import LockNotAvailable
+
+    cur = raw_cursor(conn)
+    cur.execute("SHOW lock_timeout")
+    previous = cur.fetchone()[0]
+    cur.execute("SAVEPOINT penchant_analyze")
+    try:
+        cur.execute("SET LOCAL lock_timeout = '10ms'")
+        cur.execute("ANALYZE dictionary")
+    except LockNotAvailable:
+        cur.execute("ROLLBACK TO SAVEPOINT penchant_analyze")  # undoes the timeout too
+        return False
+    cur.execute("RELEASE SAVEPOINT penchant_analyze")
+    cur.execute("SELECT set_config('lock_timeout', %s, true)", (previous,))
+    return True

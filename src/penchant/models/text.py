@@ -91,9 +91,16 @@ class MiniLMEncoder:
             return self._model
 
     def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> Vectors:
-        """See `TextEncoder.encode`; empty texts get a zero vector without a forward pass."""
+        """See `TextEncoder.encode`; empty texts get a zero vector without a forward pass.
+
+        Texts are batched longest first (a batch is padded to its longest text), as
+        sentence-transformers does within one call; the rows come back in the given order.
+        """
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        present = [i for i, text in enumerate(texts) if text.strip()]
+        # Longest first, so that each batch pads its texts to similar lengths.
+        present = sorted(
+            (i for i, text in enumerate(texts) if text.strip()), key=lambda i: -len(texts[i])
+        )
         if present:
             model = self._loaded()
         for start in range(0, len(present), self.batch_size):

@@ -169,3 +169,21 @@ def test_auto_applies_the_recency_it_chose(tmp_path: Path) -> None:
     models = json.loads(result.stdout)["models"]
     assert models["auto"]["notes"]["recency half-life (days)"] is not None
     assert models["auto"]["metrics"]["hit_rate@5"] > models["itemknn"]["metrics"]["hit_rate@5"]
+
+
+def test_cold_start_holds_out_a_tenth_of_the_items_and_lists_only_them(
+    interactions: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "report"
+    result = invoke(
+        "evaluate", "--dataset", interactions, "--format", "csv", "--protocol", "cold-start",
+        "--models", "popular,itemknn", "--k", "5,10", "--output", out, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    train, test = read_pairs(out / "train.csv"), read_pairs(out / "test.csv")
+    cold = set().union(*test.values())
+    assert len(cold) == 3  # 10% of the 30 items
+    assert not cold & set().union(*train.values())
+    for model in ("popular", "itemknn"):
+        listed = set().union(*map(set, read_lists(out / f"recs-{model}.csv").values()))
+        assert listed <= cold, model

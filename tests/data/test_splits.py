@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from penchant.data import PROTOCOLS, Dataset, Split, build_dataset, split
-from penchant.data.splits import holdout_split, leave_last_out, strong_split, temporal_split
+from penchant.data.splits import (
+    cold_start_split,
+    holdout_split,
+    leave_last_out,
+    strong_split,
+    temporal_split,
+)
 from penchant.errors import InvalidInput
 from penchant.ingest.bulk import read_events
 from penchant.ingest.formats import get_preset
@@ -317,8 +323,53 @@ def small() -> Dataset:
     )
 
 
-def test_protocols_are_the_four_documented() -> None:
-    assert PROTOCOLS == ("temporal", "leave-last-out", "holdout", "strong")
+# -- cold-start -------------------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(data=datasets(), fraction=st.floats(0.05, 0.5), seed=seeds)
+def test_cold_start(data: Dataset, fraction: float, seed: int) -> None:
+    seen = sorted(set(data.items.tolist()))
+    n_cold = round(len(seen) * fraction)
+    if n_cold < 1 or n_cold >= len(seen):
+        with pytest.raises(InvalidInput, match="cold-start"):
+            split(data, "cold-start", test_fraction=fraction, rng=seed)
+        return
+    try:
+        result = split(data, "cold-start", test_fraction=fraction, rng=seed)
+    except InvalidInput as exc:  # every cold pair's user had only cold items
+        assert "leaves nothing" in str(exc)
+        return
+    check_common(data, result)
+    assert result.candidates is not None
+    cold = set(result.candidates.tolist())
+    assert len(cold) == n_cold == result.info["cold_items"] and cold <= set(seen)
+    assert not cold & set(result.train.items.tolist())  # no cold item trains
+    assert set(result.test.items.tolist()) <= cold  # and only cold items test
+    trained = set(result.train.users.tolist())
+    expected = {(u, i) for u, i in pair_set(data) if i in cold and u in trained}
+    assert pair_set(result.test) == expected  # every judgeable pair of a cold item
+    again = split(data, "cold-start", test_fraction=fraction, rng=seed)
+    assert np.array_equal(again.candidates, result.candidates)
+
+
+def test_cold_start_known_answer() -> None:
+    """Four items, one held out: its pairs test (of users with other items), the rest train."""
+    data = Dataset.from_arrays(
+        ["a", "b", "c"],
+        ["w", "x", "y", "z"],
+        users=np.array([0, 0, 1, 1, 2]),
+        items=np.array([0, 1, 1, 2, 3]),
+    )
+    result = cold_start_split(data, 0.25, np.random.default_rng(1))  # seed 1 draws x
+    assert result.candidates is not None and result.candidates.tolist() == [1]
+    assert pair_set(result.test) == {(0, 1), (1, 1)}
+    assert pair_set(result.train) == {(0, 0), (1, 2), (2, 3)}
+    assert result.with_recency(30.0).candidates is result.candidates
+    with pytest.raises(InvalidInput, match="nothing to test"):  # seed 0 draws z: c took
+        cold_start_split(data, 0.25, np.random.default_rng(0))  # only z, so no history
+
+
+def test_protocols_are_the_five_documented() -> None:
+    assert PROTOCOLS == ("temporal", "leave-last-out", "holdout", "strong", "cold-start")
     for protocol in PROTOCOLS:
         assert split(small(), protocol, test_users=0.34).protocol == protocol
 

@@ -47,3 +47,16 @@ def test_summary_intervals_hold_the_mean() -> None:
     result = evaluate_model(Popular(), split(data, "leave-last-out"), [10])
     for stats in result.summary(n_resamples=200).values():
         assert stats["ci_low"] <= stats["mean"] <= stats["ci_high"]
+
+
+def test_cold_start_ranks_the_cold_items_only() -> None:
+    """Held-out items have no training pair, and the lists hold nothing else."""
+    data = planted_blocks(n_users=80, n_items=40, rng=4)
+    s = split(data, "cold-start", test_fraction=0.25, rng=0)
+    assert s.candidates is not None and len(s.candidates) == 10
+    result = evaluate_model(ItemKNN(k=10), s, [5, 20])
+    cold = set(s.candidates.tolist())
+    listed = result.recommended[result.recommended >= 0]
+    assert set(listed.tolist()) <= cold
+    assert (result.recommended[:, :10] >= 0).all()  # ten cold items fill the first ten places
+    assert result.mean("recall@20") == 1.0  # every cold item is in a list of 20 (only 10 exist)

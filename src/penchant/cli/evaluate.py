@@ -55,8 +55,12 @@ def evaluate(
     k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "10,20,50",
     seed: Annotated[int, typer.Option(help="Seed of the split, the models and tuning.")] = 0,
     test_fraction: Annotated[
-        float, typer.Option(help="Held-out share: of pairs (temporal) or of each user's.")
-    ] = 0.2,
+        float | None,
+        typer.Option(
+            help="Held-out share: of pairs (temporal), of each user's (holdout, strong), or "
+            "of the items (cold-start). Default 0.2; 0.1 for cold-start."
+        ),
+    ] = None,
     test_users: Annotated[float, typer.Option(help="strong: share of users held out.")] = 0.1,
     trials: Annotated[int, typer.Option(help="auto: tuning trials per model.")] = 20,
     user_col: Annotated[str | None, typer.Option(help="Column of the user id.")] = None,

@@ -1,4 +1,5 @@
-"""Evaluation splits: global temporal, leave-last-out, random per-user holdout, strong.
+"""Evaluation splits: global temporal, leave-last-out, random per-user holdout, strong, and
+cold-start (items never seen in training).
 
 Every split returns the pairs a model may train on and the pairs it is judged on, over the
 vocabularies of the whole dataset. In the weak protocols a test user's training pairs are
@@ -17,7 +18,7 @@ import numpy as np
 from penchant.data.dataset import Dataset
 from penchant.errors import InvalidInput
 
-Protocol = Literal["temporal", "leave-last-out", "holdout", "strong"]
+Protocol = Literal["temporal", "leave-last-out", "holdout", "strong", "cold-start"]
 PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
@@ -34,6 +35,8 @@ class Split:
             of items that user has not met before.
         fold_in: the strong protocol's test-time history of the test users (else None).
         info: counts a report shows (users and pairs dropped, cut-off time...).
+        candidates: the only item codes models may rank (the cold-start protocol's cold
+            items; None: every item).
     """
 
     protocol: str
@@ -41,6 +44,7 @@ class Split:
     test: Dataset
     fold_in: Dataset | None = None
     info: dict[str, int | float | str] = field(default_factory=dict)
+    candidates: np.ndarray[Any, np.dtype[np.int64]] | None = None
 
     def with_recency(self, half_life_days: float | None) -> Split:
         """The split with recency-weighted training and fold-in pairs (`Dataset.with_recency`).
@@ -56,6 +60,7 @@ class Split:
             self.test,
             fold_in,
             {**self.info, "recency_half_life_days": half_life_days},
+            self.candidates,
         )
 
     @property
@@ -76,9 +81,10 @@ def split(
 
     Args:
         data: the pairs.
-        protocol: `temporal`, `leave-last-out`, `holdout` or `strong`.
+        protocol: `temporal`, `leave-last-out`, `holdout`, `strong` or `cold-start`.
         test_fraction: `temporal`: the newest fraction of pairs by time; `holdout` and
-            `strong`: the fraction of each (test) user's pairs held out.
+            `strong`: the fraction of each (test) user's pairs held out; `cold-start`: the
+            fraction of the items held out whole.
         test_users: `strong`: the fraction of users held out whole.
         rng: seed or generator for the random protocols.
 
@@ -97,6 +103,8 @@ def split(
         return holdout_split(data, test_fraction, gen)
     if protocol == "strong":
         return strong_split(data, test_users, test_fraction, gen)
+    if protocol == "cold-start":
+        return cold_start_split(data, test_fraction, gen)
     raise InvalidInput(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
 
 
@@ -165,6 +173,30 @@ def strong_split(
     split_ = _finish("strong", data, ~of_held, is_test, fold_in=fold_in)
     split_.info["held_out_users"] = int(held.sum())
     return split_
+
+
+def cold_start_split(data: Dataset, cold_fraction: float, rng: np.random.Generator) -> Split:
+    """Hold out a random `cold_fraction` of the items whole: no pair of theirs trains, every
+    pair of theirs tests, and models rank those cold items only (`Split.candidates`).
+
+    What it measures is whether a model can place items it never saw interactions of (from
+    their text, say) in front of the people who took them. Test pairs of users with no
+    training pair are dropped, as in the other protocols.
+    """
+    seen = np.flatnonzero(data.item_counts > 0)
+    n_cold = round(len(seen) * cold_fraction)
+    if n_cold < 1 or n_cold >= len(seen):
+        raise InvalidInput(
+            f"cold-start split: {cold_fraction} of {len(seen)} items leaves no cold item "
+            "or no item to train on"
+        )
+    cold = np.sort(rng.choice(seen, size=n_cold, replace=False)).astype(np.int64)
+    is_cold = np.zeros(data.n_items, dtype=bool)
+    is_cold[cold] = True
+    is_test = is_cold[data.items]
+    split_ = _finish("cold-start", data, ~is_test, is_test)
+    split_.info["cold_items"] = int(n_cold)
+    return Split(split_.protocol, split_.train, split_.test, None, split_.info, cold)
 
 
 def _per_user_sample(

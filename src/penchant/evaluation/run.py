@@ -103,7 +103,7 @@ def evaluate_model(
     # strong generalization: held-out users are unknown to the model and folded in
     codes = np.full(len(users), -1, dtype=np.int64) if split.fold_in is not None else users
     started = time.perf_counter()
-    recommended, _ = model.rank(codes, history, max(ks))
+    recommended, _ = model.rank(codes, history, max(ks), candidates=split.candidates)
     rank_seconds = time.perf_counter() - started
     per_user = ranking_metrics(recommended, test[users], ks)
     catalog = catalog_metrics(

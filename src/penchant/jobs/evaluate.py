@@ -47,7 +47,7 @@ class EvaluateOptions:
     models: Sequence[str] = ("popular", "itemknn", "ials", "bpr", "ease")
     ks: Sequence[int] = (10, 20, 50)
     seed: int = 0
-    test_fraction: float = 0.2
+    test_fraction: float | None = None  # None: 0.1 of the items for cold-start, else 0.2
     test_users: float = 0.1
     trials: int = 20
     recency_half_life_days: float | None = None
@@ -154,7 +154,7 @@ def evaluate_dataset(
     the_split = split(
         data,
         options.protocol,
-        test_fraction=options.test_fraction,
+        test_fraction=held_out_share(options),
         test_users=options.test_users,
         rng=options.seed,
     )
@@ -216,10 +216,17 @@ def _validation(the_split: Split, options: EvaluateOptions) -> Split:
     return split(
         the_split.train,
         options.protocol,
-        test_fraction=options.test_fraction,
+        test_fraction=held_out_share(options),
         test_users=options.test_users,
         rng=options.seed + 1,
     )
+
+
+def held_out_share(options: EvaluateOptions) -> float:
+    """The held-out share: as given, else 10% of the items (cold-start) or 20% of the pairs."""
+    if options.test_fraction is not None:
+        return options.test_fraction
+    return 0.1 if options.protocol == "cold-start" else 0.2
 
 
 def _named_model(name: str, options: EvaluateOptions) -> Recommender:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from penchant.store import Store, open_store
+
 PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "test"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REQUIRE = os.environ.get("PENCHANT_REQUIRE_SERVICES") == "1"
@@ -64,6 +66,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'penchant.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """An open store on each persistent backend in turn (a test module may define its own)."""
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

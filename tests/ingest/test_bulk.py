@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from penchant.ingest.columns import TimestampUnit
 from penchant.ingest.readers import read_chunks
 from penchant.ingest.source import SourceFormat
 from penchant.schema import Event, EventVocabulary
-from penchant.store import Ack, EventStore, Store, open_store
+from penchant.store import Ack, EventStore, Store
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 VOCABULARY = EventVocabulary()
@@ -51,13 +50,6 @@ EXPECTED_REASONS = {
     9: ["needs a user_id or a session_id", "type missing", "timestamp missing"],
     10: ["value is not a number"],
 }
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def run(

@@ -22,13 +22,6 @@ from shared_data import need_dataset
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def sqlite_store(sqlite_url: str) -> Iterator[Store]:
     opened = open_store(sqlite_url)
     yield opened

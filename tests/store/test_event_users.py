@@ -3,7 +3,6 @@ backends, and erasure leaves the person's code in none of it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,18 +13,11 @@ from alembic import command
 from sqlalchemy import Engine, select, text
 
 from penchant.schema import Event
-from penchant.store import Store, events_to_table, open_store
+from penchant.store import Store, events_to_table
 from penchant.store.sql import event_users
 from penchant.store.sql.engine import _alembic_config, make_engine, migrate
 from penchant.store.sql.tables import KIND_USER, dictionary, tenants
 from penchant.testing.store_contract import T0, ev
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def _blobs(

@@ -167,12 +167,7 @@ def record_sqlite(conn: Connection, tenant_ix: int, before: int, users: Codes) -
     """
     cur = raw_cursor(conn)
     after = int(cur.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-    n = len(users)
-    if after - before == n:
-        record(conn, tenant_ix, np.arange(before + 1, after + 1, dtype=np.int64), users)
-        return
-    cur.execute("SELECT seq, coalesce(user_ix, -1) FROM events WHERE seq > ?", (before,))
-    stored = np.asarray(cur.fetchall(), dtype=np.int64).reshape(-1, 2)
+    stored = _numbered(cur, before, after, users, "seq > ?", (before,))
     record(conn, tenant_ix, stored[:, 0], stored[:, 1])
 
 
@@ -197,19 +192,22 @@ def record_copy(conn: Connection, tenant_ix: int, start: int, users: Codes) -> N
     cur = raw_cursor(conn)
     cur.execute("SELECT currval(pg_get_serial_sequence('events', 'seq'))")
     last = int(cur.fetchone()[0])
-    n = len(users)
-    if last - start == n:
-        record(conn, tenant_ix, np.arange(start + 1, last + 1, dtype=np.int64), users)
-        return
-    cur.execute(
-        "SELECT seq, coalesce(user_ix, -1) FROM events WHERE seq > %s AND seq <= %s "
-        "AND xmin = pg_current_xact_id()::xid ORDER BY seq",
-        (start, last),
-    )
-    stored = np.asarray(cur.fetchall(), dtype=np.int64).reshape(-1, 2)
-    if len(stored) != n:
-        raise StoreError(f"read back {len(stored)} of {n} copied events")
+    where = "seq > %s AND seq <= %s AND xmin = pg_current_xact_id()::xid"
+    stored = _numbered(cur, start, last, users, where, (start, last))
+    if len(stored) != len(users):
+        raise StoreError(f"read back {len(stored)} of {len(users)} copied events")
     record(conn, tenant_ix, stored[:, 0], stored[:, 1])
+
+
+def _numbered(
+    cur: Any, start: int, last: int, users: Codes, where: str, params: tuple[int, ...]
+) -> Codes:
+    """(seq, user code) of an append's rows, whose numbers lie in (start, last]: the whole
+    range in order when it holds one number per row sent, else read back by `where`."""
+    if last - start == len(users):
+        return np.column_stack([np.arange(start + 1, last + 1, dtype=np.int64), users])
+    cur.execute(f"SELECT seq, coalesce(user_ix, -1) FROM events WHERE {where} ORDER BY seq", params)
+    return np.asarray(cur.fetchall(), dtype=np.int64).reshape(-1, 2)
 
 
 def delete_user_events(conn: Connection, tenant_ix: int, code: int) -> list[int | None]:

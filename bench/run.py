@@ -116,10 +116,10 @@ def http_markdown(runs: list[dict[str, Any]]) -> str:
 
 
 def model_runs() -> None:
-    """The model benchmark against peer libraries, training at scale, and item text
-    embedding throughput (their own scripts)."""
+    """The model benchmark against peer libraries, training at scale, item text embedding
+    throughput, and cold items against a TF-IDF baseline (their own scripts)."""
     here = Path(__file__).resolve().parent
-    for script in ("models_bench.py", "scale_models.py", "embed_bench.py"):
+    for script in ("models_bench.py", "scale_models.py", "embed_bench.py", "cold_start_bench.py"):
         subprocess.run([sys.executable, str(here / script)], check=True)
 
 

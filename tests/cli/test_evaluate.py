@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from penchant.cli import app
-from penchant.testing.synthetic import planted_blocks
+from penchant.testing.synthetic import planted_blocks, topic_text
 from shared_data import need_dataset
 
 runner = CliRunner()
@@ -187,3 +187,47 @@ def test_cold_start_holds_out_a_tenth_of_the_items_and_lists_only_them(
     for model in ("popular", "itemknn"):
         listed = set().union(*map(set, read_lists(out / f"recs-{model}.csv").values()))
         assert listed <= cold, model
+
+
+def test_items_file_feeds_the_content_model_on_cold_items(
+    interactions: Path, tmp_path: Path
+) -> None:
+    """`--items` gives the texts: the planted groups are cooking (even) and space (odd), so
+    the content model lists the cold items of a person's own group first."""
+    pytest.importorskip("sentence_transformers", reason="the content model needs penchant[text]")
+    items = tmp_path / "items.csv"
+    with items.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["item", "title", "description", "categories"])
+        writer.writerow(["bad id with a newline\n", "x", "y", "z"])  # rejected, counted
+        for i in range(30):
+            writer.writerow([f"i{i}", topic_text(i), f"part {i}", "a|b"])
+    out = tmp_path / "report"
+    result = invoke(
+        "evaluate", "--dataset", interactions, "--format", "csv", "--protocol", "cold-start",
+        "--test-fraction", "0.3", "--models", "popular,content", "--items", items,
+        "--k", "3", "--output", out, "--quiet", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["item_texts"] == {"file": "items.csv", "items": 30, "rejected_rows": 1}
+    cold = {int(i[1:]) for i in set().union(*read_pairs(out / "test.csv").values())}
+    assert {c % 2 for c in cold} == {0, 1}
+    lists = read_lists(out / "recs-content.csv")
+    first_is_own = [int(listed[0][1:]) % 2 == int(u[1:]) % 2 for u, listed in lists.items()]
+    assert np.mean(first_is_own) >= 0.95
+    models = document["models"]
+    assert models["content"]["metrics"]["ndcg@3"] > models["popular"]["metrics"]["ndcg@3"]
+
+
+def test_content_without_texts_and_a_missing_items_file_are_one_line_errors(
+    interactions: Path, tmp_path: Path
+) -> None:
+    base = ["evaluate", "--dataset", interactions, "--format", "csv", "--output", tmp_path / "r"]
+    result = invoke(*base, "--models", "content")
+    assert result.exit_code != 0
+    assert "--models content: needs the items' texts; give --items FILE" in result.output
+    result = invoke(*base, "--models", "content", "--items", tmp_path / "nope.csv")
+    assert result.exit_code != 0
+    assert "--items" in result.output and "no such file" in result.output
+    assert "Traceback" not in result.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from penchant.data import split
+from penchant.data import Dataset, Split, split
 from penchant.evaluation.run import evaluate_model
 from penchant.models import EASE, ItemKNN, Popular
 from penchant.testing.synthetic import planted_blocks
@@ -60,3 +60,32 @@ def test_cold_start_ranks_the_cold_items_only() -> None:
     assert set(listed.tolist()) <= cold
     assert (result.recommended[:, :10] >= 0).all()  # ten cold items fill the first ten places
     assert result.mean("recall@20") == 1.0  # every cold item is in a list of 20 (only 10 exist)
+
+
+def test_equal_scores_among_candidates_do_not_follow_the_catalog_order() -> None:
+    """Popularity knows nothing of cold items; if ties went by item code, the cold item
+    with the lowest code, which every user took, would top every list."""
+    n_users = 200
+    users = np.repeat(np.arange(n_users), 3)
+    warm = 10 + np.random.default_rng(0).integers(0, 10, size=(n_users, 2))
+    items = np.column_stack([warm, np.zeros(n_users, dtype=np.int64)]).ravel()
+    keep = np.r_[True, (users[1:] != users[:-1]) | (items[1:] != items[:-1])]
+    data = Dataset.from_arrays(
+        [f"u{u}" for u in range(n_users)],
+        [f"i{i}" for i in range(20)],
+        users=users[keep],
+        items=items[keep],
+    )
+    is_cold = data.items < 10
+    cold_split = Split(
+        "cold-start",
+        data.subset(~is_cold),
+        data.subset(is_cold),
+        candidates=np.arange(10, dtype=np.int64),
+    )
+    first = evaluate_model(Popular(), cold_split, [1], seed=0)
+    assert first.mean("hit_rate@1") < 0.25  # chance is 0.1
+    again = evaluate_model(Popular(), cold_split, [1], seed=0)
+    assert (again.recommended == first.recommended).all()
+    other = evaluate_model(Popular(), cold_split, [1], seed=1)
+    assert (other.recommended != first.recommended).any()

@@ -90,6 +90,16 @@ def evaluate(
     ] = None,
     min_user: Annotated[int, typer.Option(help="Drop users with fewer items.")] = 1,
     min_item: Annotated[int, typer.Option(help="Drop items with fewer users.")] = 1,
+    items: Annotated[
+        Path | None,
+        typer.Option(
+            "--items",
+            help="Item texts for content models: a CSV with an item column and title, "
+            "description, categories or tags columns (default: the dataset's own catalog "
+            "file, such as movies.csv beside MovieLens ratings).",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDir = None,
     tenant: Tenant = None,
     json: Json = False,
@@ -136,6 +146,7 @@ def evaluate(
             min_user_interactions=min_user,
             min_item_interactions=min_item,
         ),
+        items=items,
     )
     console = None if quiet or json else err()
     if dataset is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -38,6 +38,9 @@ class Dataset:
         weights: strength of each pair (see `Weighting`).
         first_ts: time of the pair's first counted event, microseconds since the epoch.
         last_ts: time of its latest counted event.
+        item_texts: the text of each item of the vocabulary (title, body, categories and
+            tags; "" for an item without one), or None when no catalog text was given.
+            What content models read; see `with_item_texts`.
     """
 
     user_ids: StrArray
@@ -47,6 +50,7 @@ class Dataset:
     weights: FloatArray
     first_ts: LongArray
     last_ts: LongArray
+    item_texts: StrArray | None = None
 
     @classmethod
     def from_arrays(
@@ -136,7 +140,23 @@ class Dataset:
             weights=self.weights[mask],
             first_ts=self.first_ts[mask],
             last_ts=self.last_ts[mask],
+            item_texts=self.item_texts,
         )
+
+    def with_item_texts(self, texts: Mapping[str, str]) -> Dataset:
+        """The same pairs with each item's text (`item id -> text`; items not given get "").
+
+        Raises:
+            InvalidInput: no item of the vocabulary has a text (the ids do not match).
+        """
+        column = np.array([texts.get(str(i), "") for i in self.item_ids], dtype=np.str_)
+        if self.n_items and not np.char.str_len(column).any():
+            raise InvalidInput(
+                f"item texts: none of the {self.n_items} items has one "
+                f"({len(texts)} texts given; do their ids match the events' items?)",
+                field="items",
+            )
+        return dataclasses.replace(self, item_texts=column)
 
     def with_recency(self, half_life_days: float | None) -> Dataset:
         """The same pairs with each user's older items weighted down.

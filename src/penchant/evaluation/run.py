@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from penchant.data import Split
 from penchant.errors import InvalidInput
@@ -16,6 +17,8 @@ from penchant.evaluation.stats import bootstrap_ci
 from penchant.models import Recommender
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+#: Candidate scores ranked per batch of users in `_rank_candidates` (32 MiB of float32).
+_TIE_CELLS = 1 << 23
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +76,7 @@ def evaluate_model(
     label: str | None = None,
     fit: bool = True,
     notes: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> ModelResult:
     """Fit a model on the split's training pairs and judge its full rankings on the test pairs.
 
@@ -87,6 +91,7 @@ def evaluate_model(
         label: the name in reports (default the model's name).
         fit: fit on `split.train` first.
         notes: facts to carry into the report.
+        seed: orders equal scores among a protocol's candidates (see `_rank_candidates`).
 
     Returns:
         Per-user and catalog metrics, the lists, and timings.
@@ -103,7 +108,10 @@ def evaluate_model(
     # strong generalization: held-out users are unknown to the model and folded in
     codes = np.full(len(users), -1, dtype=np.int64) if split.fold_in is not None else users
     started = time.perf_counter()
-    recommended, _ = model.rank(codes, history, max(ks), candidates=split.candidates)
+    if split.candidates is None:
+        recommended, _ = model.rank(codes, history, max(ks))
+    else:
+        recommended = _rank_candidates(model, codes, history, split.candidates, max(ks), seed)
     rank_seconds = time.perf_counter() - started
     per_user = ranking_metrics(recommended, test[users], ks)
     catalog = catalog_metrics(
@@ -124,3 +132,34 @@ def evaluate_model(
         rank_seconds=rank_seconds,
         notes=dict(notes or {}),
     )
+
+
+def _rank_candidates(
+    model: Recommender,
+    users: np.ndarray[Any, np.dtype[np.int64]],
+    history: sp.csr_matrix,
+    candidates: np.ndarray[Any, np.dtype[np.int64]],
+    k: int,
+    seed: int,
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The top k of the candidates, with equal scores in a random order drawn from `seed`.
+
+    Models rank equal scores by item code. A model that knows nothing of the candidates
+    (collaborative filtering on cold items) scores them all alike, and the code order, which
+    follows the data file, would then decide its list: a popular-first file would hand it
+    the popular cold items for free. Shuffling ties leaves such a model at chance level.
+    """
+    depth = len(candidates)
+    gen = np.random.default_rng(seed)
+    out = np.full((len(users), k), -1, dtype=np.int64)
+    step = max(1, _TIE_CELLS // max(depth, 1))
+    for start in range(0, len(users), step):
+        end = min(start + step, len(users))
+        codes, scores = model.rank(
+            users[start:end], history[start:end], depth, candidates=candidates
+        )
+        ties = gen.random(codes.size).reshape(codes.shape)
+        order = np.lexsort((ties, -scores), axis=1)[:, :k]
+        kept = np.take_along_axis(codes, order, axis=1)
+        out[start:end, : kept.shape[1]] = kept
+    return out

@@ -60,6 +60,12 @@ def _ease(trial: optuna.Trial) -> Params:
     return {"regularization": trial.suggest_float("regularization", 1.0, 20_000.0, log=True)}
 
 
+def _content(trial: optuna.Trial) -> Params:
+    if trial.suggest_categorical("fading", [False, True]):
+        return {"half_life_days": trial.suggest_float("half_life_days", 1.0, 3650.0, log=True)}
+    return {"half_life_days": None}
+
+
 #: Each tunable model's search space.
 SEARCH_SPACES: dict[str, Callable[[optuna.Trial], Params]] = {
     "popular": _popular,
@@ -67,9 +73,14 @@ SEARCH_SPACES: dict[str, Callable[[optuna.Trial], Params]] = {
     "ials": _ials,
     "bpr": _bpr,
     "ease": _ease,
+    "content": _content,
 }
 #: Trials a model with this many hyperparameters needs at least (one knob needs fewer).
-_SMALL_SPACES = {"popular": 6, "ease": 10}
+_SMALL_SPACES = {"popular": 6, "ease": 10, "content": 6}
+#: What `auto` tunes and blends: every model that learns from interactions alone, and the
+#: content model when the items have texts.
+AUTO_MODELS: tuple[str, ...] = ("popular", "itemknn", "ials", "bpr", "ease")
+AUTO_TEXT_MODELS: tuple[str, ...] = ("content",)
 
 
 @dataclass(frozen=True)
@@ -215,7 +226,7 @@ def choose_recency(
 
 def auto_select(
     validation: Split,
-    names: Sequence[str] = ("popular", "itemknn", "ials", "bpr", "ease"),
+    names: Sequence[str] | None = None,
     *,
     n_trials: int = 20,
     blend_trials: int = 30,
@@ -231,10 +242,18 @@ def auto_select(
     it (EASE on a huge catalog) is left out, not fatal. The blend's weights are searched by
     TPE over [0, 1] per member.
 
+    Args:
+        validation: the validation split.
+        names: the models to tune; default `AUTO_MODELS`, and `AUTO_TEXT_MODELS` when the
+            items have texts.
+
     Raises:
         InvalidInput: no model could be tuned.
     """
     k = _cutoff(metric)
+    if names is None:
+        texts = validation.train.item_texts is not None
+        names = AUTO_MODELS + (AUTO_TEXT_MODELS if texts else ())
     recency, recency_scores = choose_recency(validation, recency_grid, metric=metric)
     validation = validation.with_recency(recency)
     tuned: dict[str, Tuned] = {}

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -22,12 +23,15 @@ from penchant.evaluation.report import write_report
 from penchant.evaluation.run import ModelResult, evaluate_model
 from penchant.evaluation.tuning import SEARCH_SPACES, auto_select
 from penchant.ingest.bulk import read_events
+from penchant.ingest.catalog import file_rows
 from penchant.ingest.columns import TimestampUnit
 from penchant.ingest.formats import get_preset, guess_format
+from penchant.ingest.rejects import Rejects
 from penchant.ingest.source import source_columns
 from penchant.jobs.imports import event_spec
 from penchant.models import MODELS, Blend, Recommender, create_model
-from penchant.schema import EventVocabulary
+from penchant.models.text import item_text
+from penchant.schema import EventVocabulary, Item
 from penchant.store import Store
 
 #: What `--models` accepts besides the model names.
@@ -57,6 +61,7 @@ class EvaluateOptions:
     event_type: str | None = None
     timestamp_unit: TimestampUnit | None = None
     weighting: Weighting = field(default_factory=Weighting)
+    items: Path | None = None
 
 
 def load_events(options: EvaluateOptions, rejects: Path) -> Iterator[pa.Table]:
@@ -118,12 +123,81 @@ def run_evaluation(options: EvaluateOptions, *, console: Console | None = None) 
         rejects = Path(tmp) / "rejects.jsonl"
         data = build_dataset(load_events(options, rejects), options.weighting)
         rejected = sum(1 for _ in rejects.open()) if rejects.exists() else 0
-    header = {
+        texts = load_item_texts(options, Path(tmp) / "item-rejects.jsonl")
+    header: dict[str, Any] = {
         "dataset": options.dataset.name,
         "format": options.format or guess_format(options.dataset),
         "rejected_rows": rejected,
     }
+    if texts is not None:
+        data = data.with_item_texts(texts.texts)
+        header["item_texts"] = texts.summary()
     return evaluate_dataset(data, options, header=header, console=console)
+
+
+@dataclass(frozen=True)
+class ItemTexts:
+    """The items' texts an evaluation read, and from where."""
+
+    path: Path
+    texts: dict[str, str]
+    rejected: int
+
+    def summary(self) -> dict[str, Any]:
+        """What the report says about them."""
+        return {"file": self.path.name, "items": len(self.texts), "rejected_rows": self.rejected}
+
+
+def load_item_texts(options: EvaluateOptions, rejects: Path) -> ItemTexts | None:
+    """The texts of the items (`item_text`: title, body, categories, tags) by item id.
+
+    From `options.items`; without it, from the catalog file that sits beside the events in a
+    dataset of a known format (movies.csv beside MovieLens ratings) when a model reads text
+    or `auto` may choose one.
+    A plain file has an `item` (or `item_id`, `id`) column and text columns such as title,
+    description (or text), categories and tags (`|`-separated or a JSON list).
+
+    Raises:
+        InvalidInput: the file is missing or has no usable row.
+    """
+    preset = get_preset(options.format or guess_format(options.dataset))
+    path = options.items
+    if path is None:
+        wanted = AUTO in options.models or any(
+            _named_model(name, options).reads_text() for name in _plain(options)
+        )
+        if not wanted:
+            return None
+        folder = options.dataset if options.dataset.is_dir() else options.dataset.parent
+        if preset.items_file is None or not (folder / preset.items_file).is_file():
+            return None
+        path = folder / preset.items_file
+    if not path.is_file():
+        raise InvalidInput(f"--items {path}: no such file", field="items")
+    reader = preset.items if preset.items is not None and path.name == preset.items_file else None
+    if reader is None:
+        source = get_preset(guess_format(path)).events.source
+        reader = file_rows(path, source, {"item": "id", "description": "text"}, "items")
+    sink = Rejects(rejects)
+    texts: dict[str, str] = {}
+    try:
+        for number, record in reader(path, sink):
+            try:
+                item = Item.model_validate(record)
+            except ValidationError as exc:
+                sink.write(number, record, [str(e["msg"]) for e in exc.errors()])
+                continue
+            texts[item.id] = item_text(item)
+    finally:
+        sink.close()
+    if not texts:
+        raise InvalidInput(f"--items {path.name}: no valid item row", field="items")
+    return ItemTexts(path, texts, sink.count)
+
+
+def _plain(options: EvaluateOptions) -> list[str]:
+    """The named models other than `auto`."""
+    return [name for name in options.models if name != AUTO]
 
 
 def evaluate_stored(
@@ -135,7 +209,14 @@ def evaluate_stored(
     """
     _check(options)
     data = build_dataset(store.events.interactions(tenant), options.weighting)
-    return evaluate_dataset(data, options, header={"dataset": f"tenant {tenant}"}, console=console)
+    header: dict[str, Any] = {"dataset": f"tenant {tenant}"}
+    if any(_named_model(name, options).reads_text() for name in _plain(options)):
+        texts: dict[str, str] = {}
+        for batch in store.catalog.scan_items(tenant):
+            texts.update((item.id, item_text(item)) for item in batch)
+        data = data.with_item_texts(texts)
+        header["item_texts"] = {"file": None, "items": len(texts), "rejected_rows": 0}
+    return evaluate_dataset(data, options, header=header, console=console)
 
 
 def evaluate_dataset(
@@ -151,6 +232,13 @@ def evaluate_dataset(
         The content of metrics.json, also written to `options.output`.
     """
     _check(options)
+    for name in _plain(options):
+        if data.item_texts is None and _named_model(name, options).reads_text():
+            raise InvalidInput(
+                f"--models {name}: needs the items' texts; give --items FILE (a CSV with an "
+                "item column and title, description, categories or tags columns)",
+                field="items",
+            )
     the_split = split(
         data,
         options.protocol,
@@ -170,7 +258,9 @@ def evaluate_dataset(
                 continue
             progress(f"fitting {name}", None)
             model = _named_model(name, options)
-            results.append(evaluate_model(model, named_split, options.ks, label=name))
+            results.append(
+                evaluate_model(model, named_split, options.ks, label=name, seed=options.seed)
+            )
     document = {
         **header,
         "protocol": options.protocol,
@@ -264,7 +354,7 @@ def _auto(
     # the recency chosen on validation applies to the training pairs the model is fitted on
     weighted = the_split.with_recency(choice.recency_half_life_days)
     model = choice.build(rng=options.seed)
-    return evaluate_model(model, weighted, options.ks, label=AUTO, notes=notes)
+    return evaluate_model(model, weighted, options.ks, label=AUTO, notes=notes, seed=options.seed)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from penchant.models.als import ImplicitALS
 from penchant.models.base import NotFitted, Recommender
 from penchant.models.blend import Blend
 from penchant.models.bpr import BPR
+from penchant.models.content import ContentModel
 from penchant.models.ease import EASE, CatalogTooLarge
 from penchant.models.itemknn import ItemKNN
 from penchant.models.popular import Popular
@@ -15,6 +16,7 @@ __all__ = [
     "MODELS",
     "Blend",
     "CatalogTooLarge",
+    "ContentModel",
     "ImplicitALS",
     "ItemKNN",
     "NotFitted",

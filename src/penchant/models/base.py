@@ -46,11 +46,13 @@ class Recommender(ABC):
             here); a model that only has learned per-user state would set it False.
         popular_for_cold: whether users with an empty history (new, or erased) get the
             popularity ranking instead of the model's own scores.
+        needs_text: whether `fit` reads the items' texts (`Dataset.item_texts`).
     """
 
     name: ClassVar[str]
     folds_in: ClassVar[bool] = True
     popular_for_cold: ClassVar[bool] = True
+    needs_text: ClassVar[bool] = False
 
     item_ids_: IdArray
     user_ids_: IdArray
@@ -128,6 +130,10 @@ class Recommender(ABC):
         self.item_ids_ = item_ids
         self.user_ids_ = user_ids
         self._indexes: dict[str, IdIndex] = {}  # built on first lookup
+
+    def reads_text(self) -> bool:
+        """Whether fitting this model needs the items' texts (`needs_text`, or a member's)."""
+        return self.needs_text
 
     @property
     def fitted(self) -> bool:

@@ -48,6 +48,10 @@ class Blend(Recommender):
         for model in self.models:
             model.fit(data)
 
+    def reads_text(self) -> bool:
+        """Whether a member reads the items' texts."""
+        return any(model.reads_text() for model in self.models)
+
     def with_fitted(self, data: Dataset) -> Blend:
         """Adopt members that are already fitted on `data` (e.g. to tune weights quickly)."""
         self._weights()

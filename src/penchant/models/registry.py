@@ -11,13 +11,14 @@ from penchant.models.als import ImplicitALS
 from penchant.models.base import ARTIFACT_FORMAT, Recommender
 from penchant.models.blend import Blend
 from penchant.models.bpr import BPR
+from penchant.models.content import ContentModel
 from penchant.models.ease import EASE
 from penchant.models.itemknn import ItemKNN
 from penchant.models.popular import Popular
 
 #: The models `penchant evaluate --models` and `penchant train` know, by name.
 MODELS: dict[str, type[Recommender]] = {
-    cls.name: cls for cls in (Popular, ItemKNN, ImplicitALS, BPR, EASE, Blend)
+    cls.name: cls for cls in (Popular, ItemKNN, ImplicitALS, BPR, EASE, ContentModel, Blend)
 }
 
 

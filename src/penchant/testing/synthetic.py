@@ -82,3 +82,44 @@ def drifting_tastes(
         items=np.asarray(items),
         first_ts=np.asarray(times, dtype=np.int64),
     )
+
+
+#: Two topics far apart in meaning, for items whose text should decide where they rank.
+COOKING = (
+    "a slow-cooked beef stew with root vegetables",
+    "how to bake sourdough bread at home",
+    "five quick pasta sauces for weeknights",
+    "the secret of a flaky pie crust",
+    "grilling salmon with lemon and herbs",
+    "a spicy thai green curry recipe",
+    "roasting a whole chicken for sunday dinner",
+    "homemade dumplings step by step",
+    "chocolate cake without eggs",
+    "pickling cucumbers in summer",
+)
+SPACE = (
+    "a rocket launch to the international space station",
+    "the rings of saturn seen by a probe",
+    "how black holes bend light",
+    "mars rover finds traces of ancient water",
+    "a guide to the constellations of winter",
+    "the life cycle of a massive star",
+    "astronauts train for a moon landing",
+    "telescopes that look back to the big bang",
+    "comets and the early solar system",
+    "satellites mapping the galaxy",
+)
+
+
+def topic_text(code: int) -> str:
+    """The text of item `code`: cooking when even, space when odd (`planted_blocks`' groups)."""
+    topic = COOKING if code % 2 == 0 else SPACE
+    return f"{topic[(code // 2) % len(topic)]} (part {code // (2 * len(topic)) + 1})"
+
+
+def topical(data: Dataset) -> Dataset:
+    """`data` with `topic_text` as each item's text: in `planted_blocks` data, a person's
+    group and the topic of their items agree, so a content model can learn the groups."""
+    return data.with_item_texts(
+        {str(item): topic_text(code) for code, item in enumerate(data.item_ids)}
+    )

@@ -66,7 +66,9 @@ def test_unknown_models_and_metrics_are_refused(validation: object) -> None:
         tune_model("blend", validation)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="NAME@K"):
         tune_model("ease", validation, metric="ndcg")  # type: ignore[arg-type]
-    assert set(SEARCH_SPACES) == {"popular", "itemknn", "ials", "bpr", "ease", "content"}
+    assert set(SEARCH_SPACES) == {
+        *("popular", "itemknn", "ials", "bpr", "ease", "content", "session-knn")
+    }
 
 
 def test_auto_finds_recency_when_tastes_drift() -> None:

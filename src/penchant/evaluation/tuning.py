@@ -66,6 +66,13 @@ def _content(trial: optuna.Trial) -> Params:
     return {"half_life_days": None}
 
 
+def _session_knn(trial: optuna.Trial) -> Params:
+    return {
+        "k": trial.suggest_int("k", 10, 2000, log=True),
+        "sample": trial.suggest_categorical("sample", [0, 500, 2000]),
+    }
+
+
 #: Each tunable model's search space.
 SEARCH_SPACES: dict[str, Callable[[optuna.Trial], Params]] = {
     "popular": _popular,
@@ -74,12 +81,13 @@ SEARCH_SPACES: dict[str, Callable[[optuna.Trial], Params]] = {
     "bpr": _bpr,
     "ease": _ease,
     "content": _content,
+    "session-knn": _session_knn,
 }
 #: Trials a model with this many hyperparameters needs at least (one knob needs fewer).
 _SMALL_SPACES = {"popular": 6, "ease": 10, "content": 6}
 #: What `auto` tunes and blends: every model that learns from interactions alone, and the
 #: content model when the items have texts.
-AUTO_MODELS: tuple[str, ...] = ("popular", "itemknn", "ials", "bpr", "ease")
+AUTO_MODELS: tuple[str, ...] = ("popular", "itemknn", "ials", "bpr", "ease", "session-knn")
 AUTO_TEXT_MODELS: tuple[str, ...] = ("content",)
 
 

@@ -8,6 +8,7 @@ from penchant.models.content import ContentModel
 from penchant.models.ease import EASE, CatalogTooLarge
 from penchant.models.itemknn import ItemKNN
 from penchant.models.popular import Popular
+from penchant.models.sknn import SessionKNN
 from penchant.models.registry import MODELS, create_model, load_model
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "NotFitted",
     "Popular",
     "Recommender",
+    "SessionKNN",
     "create_model",
     "load_model",
 ]

@@ -15,10 +15,12 @@ from penchant.models.content import ContentModel
 from penchant.models.ease import EASE
 from penchant.models.itemknn import ItemKNN
 from penchant.models.popular import Popular
+from penchant.models.sknn import SessionKNN
 
 #: The models `penchant evaluate --models` and `penchant train` know, by name.
 MODELS: dict[str, type[Recommender]] = {
-    cls.name: cls for cls in (Popular, ItemKNN, ImplicitALS, BPR, EASE, ContentModel, Blend)
+    cls.name: cls
+    for cls in (Popular, ItemKNN, ImplicitALS, BPR, EASE, ContentModel, SessionKNN, Blend)
 }
 
 

@@ -41,6 +41,8 @@ class Dataset:
         item_texts: the text of each item of the vocabulary (title, body, categories and
             tags; "" for an item without one), or None when no catalog text was given.
             What content models read; see `with_item_texts`.
+        item_categories: (items x categories) 0/1 matrix of each item's categories, or None
+            when the catalog gave none.
     """
 
     user_ids: StrArray
@@ -51,6 +53,7 @@ class Dataset:
     first_ts: LongArray
     last_ts: LongArray
     item_texts: StrArray | None = None
+    item_categories: sp.csr_matrix | None = None
 
     @classmethod
     def from_arrays(
@@ -141,10 +144,14 @@ class Dataset:
             first_ts=self.first_ts[mask],
             last_ts=self.last_ts[mask],
             item_texts=self.item_texts,
+            item_categories=self.item_categories,
         )
 
-    def with_item_texts(self, texts: Mapping[str, str]) -> Dataset:
-        """The same pairs with each item's text (`item id -> text`; items not given get "").
+    def with_item_texts(
+        self, texts: Mapping[str, str], categories: Mapping[str, Sequence[str]] | None = None
+    ) -> Dataset:
+        """The same pairs with each item's text (`item id -> text`; items not given get "")
+        and, when given, categories (`item id -> names`).
 
         Raises:
             InvalidInput: no item of the vocabulary has a text (the ids do not match).
@@ -156,7 +163,18 @@ class Dataset:
                 f"({len(texts)} texts given; do their ids match the events' items?)",
                 field="items",
             )
-        return dataclasses.replace(self, item_texts=column)
+        labels = None
+        if categories is not None:
+            names = sorted({c for cs in categories.values() for c in cs})
+            code = {name: n for n, name in enumerate(names)}
+            per_item = [categories.get(str(i), ()) for i in self.item_ids]
+            rows = np.repeat(np.arange(self.n_items), [len(cs) for cs in per_item])
+            cols = np.fromiter((code[c] for cs in per_item for c in cs), np.int64, len(rows))
+            labels = sp.csr_matrix(
+                (np.ones(len(rows), np.float32), (rows, cols)), shape=(self.n_items, len(names))
+            )
+            labels.data[:] = 1.0  # a category listed twice is still one
+        return dataclasses.replace(self, item_texts=column, item_categories=labels)
 
     def with_recency(self, half_life_days: float | None) -> Dataset:
         """The same pairs with each user's older items weighted down.

@@ -130,7 +130,7 @@ def run_evaluation(options: EvaluateOptions, *, console: Console | None = None) 
         "rejected_rows": rejected,
     }
     if texts is not None:
-        data = data.with_item_texts(texts.texts)
+        data = data.with_item_texts(texts.texts, texts.categories)
         header["item_texts"] = texts.summary()
     return evaluate_dataset(data, options, header=header, console=console)
 
@@ -141,6 +141,7 @@ class ItemTexts:
 
     path: Path
     texts: dict[str, str]
+    categories: dict[str, list[str]]
     rejected: int
 
     def summary(self) -> dict[str, Any]:
@@ -164,7 +165,7 @@ def load_item_texts(options: EvaluateOptions, rejects: Path) -> ItemTexts | None
     path = options.items
     if path is None:
         wanted = AUTO in options.models or any(
-            _named_model(name, options).reads_text() for name in _plain(options)
+            _named_model(name, options).wants_text() for name in _plain(options)
         )
         if not wanted:
             return None
@@ -180,6 +181,7 @@ def load_item_texts(options: EvaluateOptions, rejects: Path) -> ItemTexts | None
         reader = file_rows(path, source, {"item": "id", "description": "text"}, "items")
     sink = Rejects(rejects)
     texts: dict[str, str] = {}
+    categories: dict[str, list[str]] = {}
     try:
         for number, record in reader(path, sink):
             try:
@@ -188,11 +190,12 @@ def load_item_texts(options: EvaluateOptions, rejects: Path) -> ItemTexts | None
                 sink.write(number, record, [str(e["msg"]) for e in exc.errors()])
                 continue
             texts[item.id] = item_text(item)
+            categories[item.id] = list(item.categories)
     finally:
         sink.close()
     if not texts:
         raise InvalidInput(f"--items {path.name}: no valid item row", field="items")
-    return ItemTexts(path, texts, sink.count)
+    return ItemTexts(path, texts, categories, sink.count)
 
 
 def _plain(options: EvaluateOptions) -> list[str]:
@@ -210,11 +213,13 @@ def evaluate_stored(
     _check(options)
     data = build_dataset(store.events.interactions(tenant), options.weighting)
     header: dict[str, Any] = {"dataset": f"tenant {tenant}"}
-    if any(_named_model(name, options).reads_text() for name in _plain(options)):
+    if any(_named_model(name, options).wants_text() for name in _plain(options)):
         texts: dict[str, str] = {}
+        categories: dict[str, list[str]] = {}
         for batch in store.catalog.scan_items(tenant):
             texts.update((item.id, item_text(item)) for item in batch)
-        data = data.with_item_texts(texts)
+            categories.update((item.id, list(item.categories)) for item in batch)
+        data = data.with_item_texts(texts, categories)
         header["item_texts"] = {"file": None, "items": len(texts), "rejected_rows": 0}
     return evaluate_dataset(data, options, header=header, console=console)
 

@@ -6,10 +6,11 @@ from penchant.models.blend import Blend
 from penchant.models.bpr import BPR
 from penchant.models.content import ContentModel
 from penchant.models.ease import EASE, CatalogTooLarge
+from penchant.models.hybrid import Hybrid
 from penchant.models.itemknn import ItemKNN
 from penchant.models.popular import Popular
-from penchant.models.sknn import SessionKNN
 from penchant.models.registry import MODELS, create_model, load_model
+from penchant.models.sknn import SessionKNN
 
 __all__ = [
     "BPR",
@@ -18,6 +19,7 @@ __all__ = [
     "Blend",
     "CatalogTooLarge",
     "ContentModel",
+    "Hybrid",
     "ImplicitALS",
     "ItemKNN",
     "NotFitted",

@@ -135,6 +135,10 @@ class Recommender(ABC):
         """Whether fitting this model needs the items' texts (`needs_text`, or a member's)."""
         return self.needs_text
 
+    def wants_text(self) -> bool:
+        """Whether this model uses the items' texts when there are some."""
+        return self.reads_text()
+
     @property
     def fitted(self) -> bool:
         """Whether the model has been fitted or loaded."""

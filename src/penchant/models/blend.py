@@ -49,8 +49,12 @@ class Blend(Recommender):
             model.fit(data)
 
     def reads_text(self) -> bool:
-        """Whether a member reads the items' texts."""
+        """Whether a member needs the items' texts."""
         return any(model.reads_text() for model in self.models)
+
+    def wants_text(self) -> bool:
+        """Whether a member uses the items' texts."""
+        return any(model.wants_text() for model in self.models)
 
     def with_fitted(self, data: Dataset) -> Blend:
         """Adopt members that are already fitted on `data` (e.g. to tune weights quickly)."""

@@ -13,6 +13,7 @@ from penchant.models.blend import Blend
 from penchant.models.bpr import BPR
 from penchant.models.content import ContentModel
 from penchant.models.ease import EASE
+from penchant.models.hybrid import Hybrid
 from penchant.models.itemknn import ItemKNN
 from penchant.models.popular import Popular
 from penchant.models.sknn import SessionKNN
@@ -20,7 +21,7 @@ from penchant.models.sknn import SessionKNN
 #: The models `penchant evaluate --models` and `penchant train` know, by name.
 MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
-    for cls in (Popular, ItemKNN, ImplicitALS, BPR, EASE, ContentModel, SessionKNN, Blend)
+    for cls in (Popular, ItemKNN, ImplicitALS, BPR, EASE, ContentModel, SessionKNN, Blend, Hybrid)
 }
 
 

@@ -1,0 +1,393 @@
+"""The hybrid: candidates from several models, ranked by a LightGBM LambdaMART model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from penchant.data import Dataset
+from penchant.errors import ConfigError, InvalidInput
+from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray, mask_entries
+from penchant.models.features import (
+    FloatArray,
+    ItemStats,
+    candidate_features,
+    context_values,
+    feature_names,
+)
+
+#: Where the item scores of items no source proposed sit: far below any ranker output,
+#: ordered among themselves by popularity.
+_NOT_PROPOSED = -1e4
+#: A person's most recent items that make the `content_recent` feature.
+RECENT_ITEMS = 5
+
+
+def _lightgbm() -> Any:
+    try:
+        import lightgbm
+    except ImportError as exc:
+        raise ConfigError(
+            "the hybrid ranker needs the penchant[rank] extra (pip install 'penchant[rank]')",
+            field="models",
+        ) from exc
+    return lightgbm
+
+
+class Hybrid(Recommender):
+    """Learning to rank over several models' candidates.
+
+    Each member model proposes its top `candidates` unseen items; the union is ranked by a
+    LightGBM LambdaMART model over the features of `penchant.models.features` (each
+    member's score and rank, item popularity, recent popularity and age, the person's
+    affinity to the item's categories, text similarity to their latest items, history
+    length, and request context). Items no member proposed rank below every candidate.
+
+    Training without logged impressions: each person's newest `label_fraction` of their
+    training pairs is held out, the members are fitted on the rest, and the ranker learns
+    to put the held-out items first among the candidates; then the members are fitted again
+    on all the training pairs.
+
+    Args:
+        members: the candidate models by name; `content` is left out when the items have no
+            texts.
+        candidates: items each member proposes per person.
+        label_fraction: each person's newest share of pairs the ranker learns from.
+        max_users: people the ranker learns from at most (drawn with `rng`).
+        trees: boosting rounds.
+        learning_rate: the boosting learning rate.
+        leaves: leaves per tree.
+        rng: the seed of the draw, the members and LightGBM.
+        threads: LightGBM threads (None: its default).
+    """
+
+    name = "hybrid"
+
+    members_: dict[str, Recommender]
+    ranker_: Any
+    stats_: ItemStats
+    recent_: sp.csr_matrix
+
+    def __init__(
+        self,
+        members: Sequence[str] = ("ials", "itemknn", "popular", "content"),
+        candidates: int = 100,
+        label_fraction: float = 0.2,
+        max_users: int = 5000,
+        trees: int = 300,
+        learning_rate: float = 0.05,
+        leaves: int = 31,
+        rng: int = 0,
+        threads: int | None = None,
+    ) -> None:
+        self.members = members
+        self.candidates = candidates
+        self.label_fraction = label_fraction
+        self.max_users = max_users
+        self.trees = trees
+        self.learning_rate = learning_rate
+        self.leaves = leaves
+        self.rng = rng
+        self.threads = threads
+
+    def wants_text(self) -> bool:
+        """Whether the content model is a member (the hybrid fits without it too)."""
+        return "content" in self.members
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _check(self) -> None:
+        from penchant.models.registry import MODELS
+
+        if not self.members or len(set(self.members)) != len(self.members):
+            raise InvalidInput("members: name one or more different models", field="members")
+        for name in self.members:
+            if name not in MODELS or name in (self.name, "blend"):
+                raise InvalidInput(f"members: {name!r} cannot be a member", field="members")
+        if self.candidates < 1:
+            raise InvalidInput("candidates: must be at least 1", field="candidates")
+        if not 0 < self.label_fraction < 1:
+            raise InvalidInput("label_fraction: must be between 0 and 1", field="label_fraction")
+        for name in ("max_users", "trees", "leaves"):
+            if getattr(self, name) < 1:
+                raise InvalidInput(f"{name}: must be at least 1", field=name)
+        if not self.learning_rate > 0:
+            raise InvalidInput("learning_rate: must be above 0", field="learning_rate")
+
+    def _member_names(self, data: Dataset) -> list[str]:
+        return [n for n in self.members if n != "content" or data.item_texts is not None]
+
+    def _new_members(self, data: Dataset) -> dict[str, Recommender]:
+        from penchant.models.registry import create_model
+
+        out: dict[str, Recommender] = {}
+        for name in self._member_names(data):
+            model = create_model(name)
+            out[name] = model.clone(rng=self.rng) if "rng" in model.get_params() else model
+        return out
+
+    def _fit(self, data: Dataset) -> None:
+        self._check()
+        lightgbm = _lightgbm()
+        inner, labels = _hold_out_newest(data, self.label_fraction)
+        if len(inner) == 0 or len(labels) == 0:
+            raise InvalidInput("hybrid: too few interactions per person to learn a ranker from")
+        gen = np.random.default_rng(self.rng)
+        people = np.unique(labels.users)
+        if len(people) > self.max_users:
+            people = np.sort(gen.choice(people, size=self.max_users, replace=False))
+        # 1. members on the older pairs; features of their candidates; held-out pairs label
+        self.members_ = {n: m.fit(inner) for n, m in self._new_members(data).items()}
+        self.stats_ = ItemStats.of(inner)
+        self.recent_ = _recent_items(inner)
+        self._set_vectors()
+        held = labels.matrix
+        blocks, targets, groups = [], [], []
+        step = 256
+        for start in range(0, len(people), step):
+            users = people[start : start + step].astype(np.int64)
+            for row, (cands, feats) in enumerate(self._candidates(users, inner.matrix[users])):
+                truth = np.isin(cands, held[users[row]].indices).astype(np.int32)
+                if truth.any():
+                    blocks.append(feats)
+                    targets.append(truth)
+                    groups.append(len(cands))
+        if not groups:
+            raise InvalidInput("hybrid: no held-out item is among the members' candidates")
+        params = {
+            "objective": "lambdarank",
+            "n_estimators": self.trees,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.leaves,
+            "min_child_samples": 20,
+            "random_state": self.rng,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+            **({"n_jobs": self.threads} if self.threads else {}),
+        }
+        ranker = lightgbm.LGBMRanker(**params)
+        ranker.fit(np.vstack(blocks), np.concatenate(targets), group=groups)
+        self.ranker_ = ranker.booster_
+        # 2. the members again, on every training pair, for ranking
+        self.members_ = {n: m.fit(data) for n, m in self._new_members(data).items()}
+        self.stats_ = ItemStats.of(data)
+        self.recent_ = _recent_items(data)
+        self._set_vectors()
+
+    def _set_vectors(self) -> None:
+        content = self.members_.get("content")
+        self._vectors: FloatArray | None = getattr(content, "item_vectors_", None)
+
+    # -- scoring ---------------------------------------------------------------------------
+    def _candidates(
+        self,
+        users: CodeArray,
+        history: sp.csr_matrix,
+        *,
+        recent: sp.csr_matrix | None = None,
+        now_us: int | None = None,
+        context: tuple[float, float, float] = (np.nan, np.nan, np.nan),
+    ) -> list[tuple[CodeArray, FloatArray]]:
+        """Per person: the union of the members' top candidates and its feature matrix."""
+        history = sp.csr_matrix(history)
+        if recent is None:
+            recent = self._recent_rows(users, history)
+        names = list(self.members_)
+        scores = []
+        for name in names:
+            block = self.members_[name].scores(users, history)
+            mask_entries(block, history)
+            scores.append(block)
+        n = min(self.candidates, scores[0].shape[1])
+        out = []
+        for row in range(len(users)):
+            tops = [np.argpartition(-s[row], n - 1)[:n] for s in scores]
+            cands = np.unique(np.concatenate(tops))
+            cands = cands[np.isfinite(scores[0][row, cands])]
+            profile = None
+            if self._vectors is not None and recent[row].nnz:
+                mean = self._vectors[recent[row].indices].mean(axis=0)
+                norm = float(np.linalg.norm(mean))
+                profile = mean / norm if norm > 0 else None
+            feats = candidate_features(
+                cands,
+                [s[row, cands] for s in scores],
+                self.stats_,
+                history[row],
+                now_us=self.stats_.data_end if now_us is None else now_us,
+                recent_profile=profile,
+                item_vectors=self._vectors,
+                context=context,
+            )
+            out.append((cands.astype(np.int64), feats))
+        return out
+
+    def _recent_rows(self, users: CodeArray, history: sp.csr_matrix) -> sp.csr_matrix:
+        """Each person's latest items: the stored ones of a trained person whose history is
+        their training history, else the highest-weighted items of the given row."""
+        rows = []
+        for row, user in enumerate(users):
+            given = history[row]
+            if user >= 0 and self.recent_[user].nnz:
+                rows.append(self.recent_[user])
+                continue
+            keep = given.indices[np.argsort(-given.data, kind="stable")[:RECENT_ITEMS]]
+            rows.append(
+                sp.csr_matrix(
+                    (np.ones(len(keep), np.float32), keep, [0, len(keep)]), shape=given.shape
+                )
+            )
+        return sp.csr_matrix(sp.vstack(rows)) if rows else sp.csr_matrix(history.shape)
+
+    def _score(self, users: CodeArray, history: sp.csr_matrix) -> ScoreArray:
+        out = np.tile(_NOT_PROPOSED + self.stats_.log_popularity, (len(users), 1))
+        for row, (cands, feats) in enumerate(self._candidates(users, history)):
+            if len(cands):
+                out[row, cands] = self.ranker_.predict(feats)
+        return out.astype(np.float32)
+
+    def rank_candidates(
+        self,
+        history: sp.csr_matrix,
+        *,
+        user: int = -1,
+        recent: CodeArray | None = None,
+        now_us: int | None = None,
+        device: str | None = None,
+    ) -> tuple[CodeArray, ScoreArray]:
+        """One request's candidates and their ranker scores, best first: the serving path.
+
+        Args:
+            history: the person's (1 x items) history row.
+            user: their code, or -1.
+            recent: their latest items, newest first (default from the history).
+            now_us: the request's time; with `device`, the context features.
+        """
+        self._check_fitted()
+        recent_row = None
+        if recent is not None:
+            recent = np.asarray(recent[:RECENT_ITEMS], dtype=np.int64)
+            recent_row = sp.csr_matrix(
+                (np.ones(len(recent), np.float32), recent, [0, len(recent)]),
+                shape=(1, len(self.item_ids_)),
+            )
+        (cands, feats), *_ = self._candidates(
+            np.array([user], dtype=np.int64),
+            history,
+            recent=recent_row,
+            now_us=now_us,
+            context=context_values(now_us, device),
+        )
+        scores = np.zeros(0, dtype=np.float32)
+        if len(cands):
+            scores = np.asarray(self.ranker_.predict(feats), dtype=np.float32)
+        order = np.argsort(-scores, kind="stable")
+        return cands[order], scores[order]
+
+    def feature_importance(self) -> dict[str, float]:
+        """Each feature's total gain in the ranker."""
+        self._check_fitted()
+        gains = self.ranker_.feature_importance(importance_type="gain")
+        names = feature_names(list(self.members_), content=self._vectors is not None)
+        return {n: float(g) for n, g in zip(names, gains, strict=True)}
+
+    # -- erasure and artifacts -------------------------------------------------------------
+    def _forget(self, user: int) -> None:
+        for model in self.members_.values():
+            model._clear_user(user)
+        recent = self.recent_.copy()
+        recent.data[recent.indptr[user] : recent.indptr[user + 1]] = 0
+        recent.eliminate_zeros()
+        self.recent_ = recent
+
+    def save(self, path: Path) -> None:
+        """The hybrid's folder: members under `members/<name>/`, the ranker as LightGBM text."""
+        self._check_fitted()
+        for name, model in self.members_.items():
+            model.save(path / "members" / name)
+        super().save(path)
+        (path / "ranker.txt").write_text(self.ranker_.model_to_string())
+
+    def _meta(self) -> dict[str, Any]:
+        return {"fitted_members": list(self.members_), "data_end": self.stats_.data_end}
+
+    def _arrays(self) -> Arrays:
+        stats = self.stats_
+        arrays: Arrays = {
+            "item_log_popularity": stats.log_popularity,
+            "item_log_recent": stats.log_recent,
+            "item_first_seen": stats.first_seen,
+            "recent_indptr": self.recent_.indptr,
+            "recent_indices": self.recent_.indices,
+            "recent_data": self.recent_.data,
+        }
+        if stats.categories is not None:
+            c = stats.categories
+            arrays.update(
+                category_indptr=c.indptr,
+                category_indices=c.indices,
+                category_width=np.array([c.shape[1]]),
+            )
+        return arrays
+
+    def _load_state(self, path: Path, meta: Mapping[str, Any]) -> None:
+        from penchant.models.registry import load_model
+
+        self.members_ = {
+            name: load_model(path / "members" / name) for name in meta["fitted_members"]
+        }
+        self.ranker_ = _lightgbm().Booster(model_str=(path / "ranker.txt").read_text())
+        super()._load_state(path, meta)
+        self._set_vectors()
+
+    def _restore(self, arrays: Mapping[str, np.ndarray[Any, Any]], meta: Mapping[str, Any]) -> None:
+        categories = None
+        if "category_indptr" in arrays:
+            n = len(arrays["category_indices"])
+            categories = sp.csr_matrix(
+                (np.ones(n, np.float32), arrays["category_indices"], arrays["category_indptr"]),
+                shape=(len(self.item_ids_), int(arrays["category_width"][0])),
+            )
+        self.stats_ = ItemStats(
+            log_popularity=arrays["item_log_popularity"],
+            log_recent=arrays["item_log_recent"],
+            first_seen=arrays["item_first_seen"],
+            categories=categories,
+            data_end=int(meta["data_end"]),
+        )
+        self.recent_ = sp.csr_matrix(
+            (arrays["recent_data"], arrays["recent_indices"], arrays["recent_indptr"]),
+            shape=(len(self.user_ids_), len(self.item_ids_)),
+        )
+
+
+def _hold_out_newest(data: Dataset, fraction: float) -> tuple[Dataset, Dataset]:
+    """Each person's newest `fraction` of pairs (at least one, never all) and the rest."""
+    order = np.lexsort((np.arange(len(data)), -data.first_ts, data.users))
+    users = data.users[order]
+    starts = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]
+    counts = np.diff(np.r_[starts, len(order)])
+    position = np.arange(len(order)) - np.repeat(starts, counts)
+    size = np.repeat(counts, counts)
+    n_held = np.where(size >= 2, np.maximum(1, np.floor(size * fraction)), 0)
+    held = np.zeros(len(data), dtype=bool)
+    held[order[position < n_held]] = True
+    return data.subset(~held), data.subset(held)
+
+
+def _recent_items(data: Dataset) -> sp.csr_matrix:
+    """(people x items) 0/1 matrix of each person's `RECENT_ITEMS` latest items."""
+    order = np.lexsort((np.arange(len(data)), -data.last_ts, data.users))
+    users = data.users[order]
+    starts = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1] if len(users) else []
+    counts = np.diff(np.r_[starts, len(order)])
+    position = np.arange(len(order)) - np.repeat(starts, counts)
+    keep = order[position < RECENT_ITEMS]
+    return sp.csr_matrix(
+        (np.ones(len(keep), np.float32), (data.users[keep], data.items[keep])),
+        shape=(data.n_users, data.n_items),
+    )

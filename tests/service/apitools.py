@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from penchant.jobs.store import settings_store
@@ -54,8 +56,17 @@ def group(item_id: str) -> int:
     return int(item_id.removeprefix("i")) % 2
 
 
-def seed_world(settings: Settings) -> None:
-    """60 users in two taste groups over 40 items (i0..i39, group = number % 2)."""
+@contextmanager
+def admin_client(app: FastAPI) -> Iterator[TestClient]:
+    """A started client of the app whose requests carry an admin key of `default`."""
+    with TestClient(app) as client:
+        key = create_key(client.app.state.store.keys, "default", ("admin",))  # type: ignore[attr-defined]
+        client.headers["Authorization"] = f"Bearer {key}"
+        yield client
+
+
+def world_events() -> list[Event]:
+    """60 users in two taste groups, 10 views each of their own group's 40 items."""
     events = []
     rng = np.random.default_rng(0)
     for u in range(60):
@@ -70,6 +81,12 @@ def seed_world(settings: Settings) -> None:
                     timestamp=START + timedelta(hours=u + n),
                 )
             )
+    return events
+
+
+def seed_world(settings: Settings) -> None:
+    """60 users in two taste groups over 40 items (i0..i39, group = number % 2)."""
+    events = world_events()
     items = [
         Item(id=f"i{i}", title=f"Item {i}", categories=["even" if i % 2 == 0 else "odd"])
         for i in range(40)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from pydantic import ValidationError
 from rich.console import Console
@@ -29,6 +30,7 @@ from penchant.ingest.formats import get_preset, guess_format
 from penchant.ingest.rejects import Rejects
 from penchant.ingest.source import source_columns
 from penchant.jobs.imports import event_spec
+from penchant.jobs.store import with_catalog
 from penchant.models import MODELS, Blend, Recommender, create_model
 from penchant.models.text import item_text
 from penchant.schema import EventVocabulary, Item
@@ -213,14 +215,13 @@ def evaluate_stored(
     _check(options)
     data = build_dataset(store.events.interactions(tenant), options.weighting)
     header: dict[str, Any] = {"dataset": f"tenant {tenant}"}
-    if any(_named_model(name, options).wants_text() for name in _plain(options)):
-        texts: dict[str, str] = {}
-        categories: dict[str, list[str]] = {}
-        for batch in store.catalog.scan_items(tenant):
-            texts.update((item.id, item_text(item)) for item in batch)
-            categories.update((item.id, list(item.categories)) for item in batch)
-        data = data.with_item_texts(texts, categories)
-        header["item_texts"] = {"file": None, "items": len(texts), "rejected_rows": 0}
+    if AUTO in options.models or any(
+        _named_model(name, options).wants_text() for name in _plain(options)
+    ):
+        data = with_catalog(data, store, tenant)
+        if data.item_texts is not None:
+            items = int(np.count_nonzero(np.char.str_len(data.item_texts)))
+            header["item_texts"] = {"file": None, "items": items, "rejected_rows": 0}
     return evaluate_dataset(data, options, header=header, console=console)
 
 

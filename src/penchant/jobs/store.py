@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from penchant.data import Dataset
+from penchant.errors import InvalidInput
+from penchant.models.text import item_text
 from penchant.privacy.hashing import Hasher, load_secret
 from penchant.privacy.pseudonyms import Pseudonyms, check_store
 from penchant.settings import Settings
@@ -57,3 +60,20 @@ def opened_store(settings: Settings) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def with_catalog(data: Dataset, store: Store, tenant: str) -> Dataset:
+    """`data` with the texts and categories of the tenant's stored items.
+
+    Data is returned unchanged when no stored item of it has a text (a model that needs
+    texts then says so when it is fitted).
+    """
+    texts: dict[str, str] = {}
+    categories: dict[str, list[str]] = {}
+    for batch in store.catalog.scan_items(tenant):
+        texts.update((item.id, item_text(item)) for item in batch)
+        categories.update((item.id, list(item.categories)) for item in batch)
+    try:
+        return data.with_item_texts(texts, categories)
+    except InvalidInput:
+        return data

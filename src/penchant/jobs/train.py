@@ -27,6 +27,7 @@ from penchant.errors import InvalidInput, PenchantError
 from penchant.evaluation.run import evaluate_model
 from penchant.jobs.consent import without_consent_to
 from penchant.jobs.registry import EXCLUSIONS, INDEX, MANIFEST, ModelRegistry, new_version
+from penchant.jobs.store import with_catalog
 from penchant.models import MODELS, Blend, Recommender, create_model
 from penchant.models.ann import ItemIndex
 from penchant.models.arrays import save_arrays
@@ -125,6 +126,9 @@ def train(
         consenting = without.filter(store.events.interactions(tenant), left_out)
         excluding: list[pa.Table] = []  # purchases and dismissals, kept in the same pass
         data = build_dataset(_keeping(consenting, excluding), Weighting())
+        if any(_build(name, chosen).wants_text() for name in names):
+            show("reading the items' texts")
+            data = with_catalog(data, store, tenant)
         entries: dict[str, dict[str, Any]] = {}
         the_split, why_not = _offline_split(data)
         for name in names:

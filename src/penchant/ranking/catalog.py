@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from penchant.data.dataset import IdIndex
+from penchant.models.text import item_text
 from penchant.ranking.request import FilterSpec, Match, Range
 from penchant.schema import Item
 
@@ -43,6 +44,8 @@ class ServingCatalog:
             no catalog; otherwise only items with a record).
         published, expires: microseconds since the epoch (the extremes when not set).
         attributes: per attribute name, its raw value per code (None where absent).
+        new_texts: the text (`item_text`) of each item after the models' own, in code order:
+            what content models embed to rank new items.
     """
 
     ids: np.ndarray[Any, np.dtype[np.str_]]
@@ -56,6 +59,7 @@ class ServingCatalog:
     published: np.ndarray[Any, np.dtype[np.int64]]
     expires: np.ndarray[Any, np.dtype[np.int64]]
     attributes: dict[str, list[Any]]
+    new_texts: list[str] = field(default_factory=list)
     _index: IdIndex = field(init=False)
     _label_index: IdIndex = field(init=False)
     _by_label: sp.csc_matrix = field(init=False)
@@ -143,6 +147,9 @@ class ServingCatalog:
             published=published,
             expires=expires,
             attributes=attributes,
+            new_texts=[
+                item_text(records[i]) if i in records else "" for i in ids[len(model_items) :]
+            ],
         )
 
     def __len__(self) -> int:

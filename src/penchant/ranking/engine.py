@@ -12,9 +12,10 @@ import scipy.sparse as sp
 from penchant.errors import InvalidInput, NotFound
 from penchant.models.ann import ItemIndex
 from penchant.models.base import Recommender
+from penchant.models.content import ContentModel
 from penchant.models.factors import FactorModel
 from penchant.ranking.catalog import ServingCatalog, micros
-from penchant.ranking.pipeline import DEFAULT_STAGES, Pipeline, build_pipeline
+from penchant.ranking.pipeline import Pipeline, build_pipeline, default_stages
 from penchant.ranking.query import CodeArray, Query, Serving
 from penchant.ranking.request import FilterSpec, RankingRequest, RequestContext
 from penchant.ranking.rerank import person_seed
@@ -45,7 +46,7 @@ class Engine:
         models: the bundle's fitted models by name (one shared vocabulary).
         items: the stored catalog.
         surfaces: pipeline config per surface name (`stages` lists); a surface named
-            `default_surface` is added with `DEFAULT_STAGES` unless configured.
+            `default_surface` is added with `default_stages` unless configured.
         default_surface: the surface of requests that name none.
         ann_min_items: factor models over a catalog this large retrieve approximately.
         max_k: the longest list a request may ask for.
@@ -108,14 +109,18 @@ class Engine:
                         method=retrieval,
                         queries=model.sample_users(),
                     )
-        self.serving = Serving(version, dict(models), catalog, indexes)
+        self.serving = Serving(
+            version, dict(models), catalog, indexes, new_vectors=_new_vectors(models, catalog)
+        )
         configured = dict(surfaces or {})
         names = list(models)
         self.pipelines: dict[str, Pipeline] = {
             name: build_pipeline(name, stages, names) for name, stages in configured.items()
         }
         if default_surface not in self.pipelines:
-            self.pipelines[default_surface] = build_pipeline(default_surface, DEFAULT_STAGES, names)
+            self.pipelines[default_surface] = build_pipeline(
+                default_surface, default_stages(names), names, lenient=True
+            )
 
     def forget_user(self, user_id: str) -> int:
         """Erase a person's rows from the loaded models and exclusions; return how many models
@@ -144,6 +149,7 @@ class Engine:
             catalog,
             self.serving.indexes,
             dict(self.serving.cache),
+            _new_vectors(self.serving.models, catalog),
         )
         return engine
 
@@ -295,3 +301,15 @@ def _unique_first(codes: CodeArray) -> CodeArray:
     """Codes without repeats, each at its first position."""
     _, first = np.unique(codes, return_index=True)
     return codes[np.sort(first)]
+
+
+def _new_vectors(
+    models: Mapping[str, Recommender], catalog: ServingCatalog
+) -> dict[str, np.ndarray[Any, np.dtype[np.float32]]]:
+    """Each content model's vectors of the catalog items it was not trained with."""
+    new_ids = [str(i) for i in catalog.ids[catalog.n_model :]]
+    return {
+        name: model.embed(new_ids, catalog.new_texts)
+        for name, model in models.items()
+        if isinstance(model, ContentModel)
+    }

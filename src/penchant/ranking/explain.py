@@ -20,13 +20,15 @@ class Explain:
     Options: `verb` (what the person did, as the product says it: "read", "watched"), and
     `similarity` (the model that names the consumed item behind a recommendation; default
     `itemknn` when the bundle has it, else the source's own model). The pipeline fills in
-    `source_models` (source column -> model name) and `user_sources`.
+    `source_models` (source column -> model name), `user_sources` and `session_sources`
+    (the sources that rank from the person's or the session's items).
     """
 
     verb: str = "viewed"
     similarity: str = ""
     source_models: dict[str, str] = field(default_factory=dict)
     user_sources: set[str] = field(default_factory=set)
+    session_sources: set[str] = field(default_factory=lambda: {"session"})
 
     def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
         catalog = serving.catalog
@@ -35,7 +37,7 @@ class Explain:
         for row, source in enumerate(candidates.sources):
             if reasons[row] is not None:
                 continue
-            if source in self.user_sources or source == "session":
+            if source in self.user_sources or source in self.session_sources:
                 because.setdefault(source, []).append(row)
             elif source == "similar" and "page_item" in query.notes:
                 reasons[row] = f"similar to {catalog.name(query.notes['page_item'])}"
@@ -51,16 +53,17 @@ class Explain:
             else:
                 reasons[row] = "recommended for you"
         for source, rows in because.items():
-            session = source == "session"
+            session = source in self.session_sources
             history = query.session if session else query.history
             suffix = " in this session" if session else ""
             named = self._because(candidates.items[rows], history, source, serving)
             for row, anchor in zip(rows, named, strict=True):
-                reasons[row] = (
-                    "recommended for you"
-                    if anchor < 0
-                    else f"because you {self.verb} {catalog.name(anchor)}{suffix}"
-                )
+                if anchor >= 0:
+                    reasons[row] = f"because you {self.verb} {catalog.name(anchor)}{suffix}"
+                elif candidates.items[row] >= catalog.n_model:
+                    reasons[row] = f"new, like what you {self.verb}"
+                else:
+                    reasons[row] = "recommended for you"
         return candidates
 
     def _because(

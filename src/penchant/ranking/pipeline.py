@@ -14,8 +14,11 @@ from penchant.ranking.query import Query, Serving
 from penchant.ranking.request import FilterSpec, Rule
 from penchant.ranking.rerank import Diversity, Exploration
 from penchant.ranking.sources import (
+    ContentSource,
     FollowedProviderSource,
     ModelSource,
+    RankerSource,
+    SequenceSource,
     SimilarSource,
     TrendingSource,
 )
@@ -42,6 +45,9 @@ STAGES: dict[str, Callable[..., Stage]] = {
     "similar": SimilarSource,
     "trending": TrendingSource,
     "followed": FollowedProviderSource,
+    "content": ContentSource,
+    "sequence": SequenceSource,
+    "ranker": RankerSource,
     "score": Score,
     "filter": Filter,
     "rules": Rules,
@@ -49,9 +55,24 @@ STAGES: dict[str, Callable[..., Stage]] = {
     "exploration": Exploration,
     "explain": Explain,
 }
-_SOURCES = (ModelSource, SimilarSource, TrendingSource, FollowedProviderSource)
+_SOURCES = (
+    ModelSource,
+    SimilarSource,
+    TrendingSource,
+    FollowedProviderSource,
+    ContentSource,
+    SequenceSource,
+    RankerSource,
+)
 
-#: The stages of a surface nobody configured, for a bundle of popular, itemknn and ials.
+#: The sources a surface nobody configured starts with when the bundle has their model.
+OPTIONAL_SOURCES: list[dict[str, Any]] = [
+    {"stage": "ranker", "model": "hybrid", "n": 100, "weight": 2.0},
+    {"stage": "sequence", "model": "sasrec", "n": 100, "weight": 1.0},
+    {"stage": "content", "model": "content", "n": 100, "weight": 0.5},
+]
+#: The stages of a surface nobody configured, for a bundle of popular, itemknn and ials
+#: (`default_stages` adds `OPTIONAL_SOURCES` of the bundle's other models).
 DEFAULT_STAGES: list[dict[str, Any]] = [
     {"stage": "model", "model": "ials", "n": 100, "weight": 1.0},
     {"stage": "model", "model": "itemknn", "n": 100, "weight": 0.6},
@@ -93,13 +114,22 @@ class Pipeline:
         return self.explain(shown, query, serving) if self.explain else shown
 
 
+def default_stages(models: Sequence[str]) -> list[dict[str, Any]]:
+    """The stages of a surface nobody configured, for a bundle of these models."""
+    return [s for s in OPTIONAL_SOURCES if s["model"] in models] + DEFAULT_STAGES
+
+
 def build_pipeline(
-    name: str, stages: Sequence[Mapping[str, Any]], models: Sequence[str]
+    name: str,
+    stages: Sequence[Mapping[str, Any]],
+    models: Sequence[str],
+    *,
+    lenient: bool = False,
 ) -> Pipeline:
     """A pipeline from its config tables (`stage` = kind, the rest = that stage's options).
 
-    Sources that name a model the bundle lacks are left out when the surface is the built-in
-    default, and are an error in a configured surface.
+    Sources that name a model the bundle lacks are left out when `lenient` (the built-in
+    default surface), and are an error otherwise (a configured surface).
 
     Raises:
         ConfigError: an unknown stage kind, an unknown or invalid option, or a missing model;
@@ -109,7 +139,6 @@ def build_pipeline(
     weights: dict[str, float] = {}
     filters, rules = FilterSpec(), []
     explain: Explain | None = None
-    lenient = stages is DEFAULT_STAGES
     for i, table in enumerate(stages):
         where = f"surfaces.{name}.stages[{i}]"
         options = {k: v for k, v in table.items() if k != "stage"}
@@ -141,17 +170,30 @@ def build_pipeline(
             continue
         if isinstance(stage, _SOURCES):
             weights[stage.name] = stage.weight
+        if isinstance(stage, ContentSource):
+            weights[f"{stage.name}_new"] = stage.new_weight
         built.append((str(kind), stage))
     for _, stage in built:
         if isinstance(stage, Score):
             stage.weights = {**weights, **stage.weights}
     if explain is not None:
-        explain.source_models = {
-            s.name: s.model for _, s in built if isinstance(s, ModelSource | SimilarSource)
-        }
+        personal = ModelSource | SimilarSource | ContentSource | SequenceSource | RankerSource
+        explain.source_models = {s.name: s.model for _, s in built if isinstance(s, personal)}
         explain.user_sources = {
-            s.name for _, s in built if isinstance(s, ModelSource) and s.history == "user"
+            s.name
+            for _, s in built
+            if isinstance(s, ContentSource | RankerSource)
+            or (isinstance(s, ModelSource | SequenceSource) and s.history == "user")
         }
+        explain.session_sources = {
+            s.name
+            for _, s in built
+            if isinstance(s, ModelSource | SequenceSource) and s.history == "session"
+        }
+        for _, s in built:
+            if isinstance(s, ContentSource):
+                explain.source_models[f"{s.name}_new"] = s.model
+                explain.user_sources.add(f"{s.name}_new")
         if not explain.similarity and "itemknn" in models:
             explain.similarity = "itemknn"
     if not any(isinstance(s, Score) for _, s in built):

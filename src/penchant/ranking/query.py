@@ -26,6 +26,8 @@ class Serving:
         models: the bundle's models by name; they share one item and user vocabulary.
         catalog: the serving catalog (model codes first).
         indexes: approximate retrieval indexes of factor models, by model name.
+        new_vectors: per content model, the vectors of the catalog's items after the models'
+            own (codes `n_model ..`), so that an item upserted after training is ranked too.
     """
 
     version: str
@@ -33,6 +35,7 @@ class Serving:
     catalog: ServingCatalog
     indexes: Mapping[str, ItemIndex] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
+    new_vectors: Mapping[str, np.ndarray[Any, np.dtype[np.float32]]] = field(default_factory=dict)
 
 
 @dataclass

@@ -239,3 +239,136 @@ class FollowedProviderSource:
         age = (micros(query.now) - catalog.published[newest]).astype(np.float64)
         score = np.asarray(1.0 - age / (self.days * 86_400e6 + 1.0), dtype=np.float32)
         return merge(candidates, Candidates(newest, {self.name: np.clip(score, 0.05, 1.0)}))
+
+
+@dataclass
+class ContentSource:
+    """Items whose text is close to what the person took lately, new items included.
+
+    The profile is the content model's weighted mean of the vectors of the person's latest
+    `recent` items (their history, then the session's), the newest weighing most
+    (2^(-position / half_life_items)); without history, the page's item (`context.page_item`)
+    is the profile. Items upserted after training are scored through their own vectors
+    (`Serving.new_vectors`), so a new article can be recommended on the next request. No
+    other source knows such items, so their scores go to a column of their own,
+    `<name>_new`, weighted `new_weight`.
+    """
+
+    model: str = "content"
+    n: int = 100
+    weight: float = 0.5
+    name: str = "content"
+    recent: int = 50
+    half_life_items: float = 10.0
+    new_weight: float = 2.0
+
+    def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
+        model = serving.models[self.model]
+        vectors = getattr(model, "item_vectors_", None)
+        if vectors is None:
+            return candidates
+        new = serving.new_vectors.get(self.model)
+        every = vectors if new is None or not len(new) else np.vstack([vectors, new])
+        codes = np.concatenate([query.session, query.history])[: self.recent]
+        codes = codes[codes < len(every)]
+        if len(codes):
+            weights = np.exp2(-np.arange(len(codes)) / self.half_life_items).astype(np.float32)
+        else:
+            page = query.request.context.page_item
+            code = -1 if page is None else int(serving.catalog.codes([page])[0])
+            if not 0 <= code < len(every):
+                return candidates
+            codes, weights = np.array([code]), np.ones(1, dtype=np.float32)
+        profile = weights @ every[codes]
+        norm = float(np.linalg.norm(profile))
+        if norm == 0:
+            return candidates
+        scores = np.asarray(every @ (profile / norm), dtype=np.float32)
+        found, top = _top(scores, query.eligible, max(self.n, 2 * query.k))
+        top = normalized(top)
+        is_new = found >= serving.catalog.n_model
+        columns = {
+            self.name: np.where(is_new, 0.0, top).astype(np.float32),
+            f"{self.name}_new": np.where(is_new, top, 0.0).astype(np.float32),
+        }
+        return merge(candidates, Candidates(found, columns))
+
+
+@dataclass
+class SequenceSource:
+    """What comes next after the person's latest items, in order: a sequential model
+    (`sasrec`, `session-knn`) given their recent items oldest first (`history` = `user`: the
+    person's and the session's; `session`: the session's only)."""
+
+    model: str
+    n: int = 100
+    weight: float = 1.0
+    name: str = ""
+    history: str = "user"
+    recent: int = 50
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.model
+
+    def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
+        model = serving.models[self.model]
+        score_sequences = getattr(model, "score_sequences", None)
+        if score_sequences is None:
+            return candidates
+        newest_first = query.session
+        if self.history == "user":
+            newest_first = np.concatenate([query.session, query.history])
+        codes = newest_first[newest_first < serving.catalog.n_model][: self.recent]
+        if not len(codes):
+            return candidates
+        _, first = np.unique(codes, return_index=True)  # a repeated item keeps its newest place
+        ordered = codes[np.sort(first)][::-1]
+        scores = np.asarray(score_sequences([ordered])[0], dtype=np.float32)
+        scores[ordered] = -np.inf
+        found, top = _top(scores, query.eligible, max(self.n, 2 * query.k))
+        return merge(candidates, Candidates(found, {self.name: normalized(top)}))
+
+
+@dataclass
+class RankerSource:
+    """The learned ranker (`hybrid`): its members' candidates, scored by LightGBM with the
+    same features as in training, including the request's time and device."""
+
+    model: str = "hybrid"
+    n: int = 100
+    weight: float = 2.0
+    name: str = "ranker"
+
+    def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
+        model = serving.models[self.model]
+        rank_candidates = getattr(model, "rank_candidates", None)
+        if rank_candidates is None:
+            return candidates
+        n_model = serving.catalog.n_model
+        history = query.history[query.history < n_model]
+        recent = np.concatenate([query.session, query.history])
+        recent = recent[recent < n_model]
+        if not len(history) and not len(recent):
+            return candidates
+        known = np.unique(np.concatenate([history, recent]))
+        row = sp.csr_matrix(
+            (np.ones(len(known), dtype=np.float32), known, np.array([0, len(known)])),
+            shape=(1, n_model),
+        )
+        user = -1 if query.fresh else query.user_code
+        found, scores = rank_candidates(
+            row,
+            user=user,
+            # a trained person with nothing new: their latest items as in training
+            recent=None if user >= 0 else recent,
+            now_us=micros(query.now),
+            device=query.request.context.device,
+        )
+        keep = query.eligible[found]
+        found, scores = (
+            found[keep][: max(self.n, 2 * query.k)],
+            scores[keep][: max(self.n, 2 * query.k)],
+        )
+        if not len(found):
+            return candidates
+        return merge(candidates, Candidates(found, {self.name: normalized(scores)}))

@@ -129,8 +129,13 @@ class ServedModel:
         return items
 
     def catalog_changed(self) -> None:
-        """Note a catalog write, so that every worker rebuilds its serving catalog."""
+        """Note a catalog write, so that every worker rebuilds its serving catalog; this
+        worker rebuilds its own before the write is answered, so that the next request it
+        answers already ranks a new item (other workers within `refresh_s`)."""
         self.state.incr(self.tenant, CATALOG_VERSION)
+        if self._engine is not None:
+            self._checked = time.monotonic()
+            self._refresh(background=False)
 
 
 @dataclass

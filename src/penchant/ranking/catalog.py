@@ -46,6 +46,8 @@ class ServingCatalog:
         attributes: per attribute name, its raw value per code (None where absent).
         new_texts: the text (`item_text`) of each item after the models' own, in code order:
             what content models embed to rank new items.
+        keeps_catalog: whether the tenant had item records when this was built (else every
+            model item is served).
     """
 
     ids: np.ndarray[Any, np.dtype[np.str_]]
@@ -60,6 +62,7 @@ class ServingCatalog:
     expires: np.ndarray[Any, np.dtype[np.int64]]
     attributes: dict[str, list[Any]]
     new_texts: list[str] = field(default_factory=list)
+    keeps_catalog: bool = True
     _index: IdIndex = field(init=False)
     _label_index: IdIndex = field(init=False)
     _by_label: sp.csc_matrix = field(init=False)
@@ -150,10 +153,64 @@ class ServingCatalog:
             new_texts=[
                 item_text(records[i]) if i in records else "" for i in ids[len(model_items) :]
             ],
+            keeps_catalog=bool(records),
         )
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def extended(self, items: Sequence[Item]) -> ServingCatalog:
+        """This catalog with items it does not hold yet appended (codes after the last).
+
+        What a write of new items needs at once, without reading the whole catalog again:
+        the rows of the new items only are built, and the arrays are joined.
+
+        Raises:
+            ValueError: an item is in the catalog already (an update needs `build`), or the
+                catalog was built without records (the first record changes what is served).
+        """
+        if not self.keeps_catalog or (self.codes([i.id for i in items]) >= 0).any():
+            raise ValueError("extended() takes new items of a catalog with records only")
+        tail = ServingCatalog.build([], items)
+        names = list(self.label_names_)
+        known = {name: code for code, name in enumerate(names)}
+        remap = np.empty(len(tail.label_names_), dtype=np.int64)
+        for code, name in enumerate(tail.label_names_.tolist()):
+            if name not in known:
+                known[name] = len(names)
+                names.append(name)
+            remap[code] = known[name]
+        width = len(names)
+        head = sp.csr_matrix(
+            (self.labels.data, self.labels.indices, self.labels.indptr),
+            shape=(len(self), width),
+        )
+        moved = sp.csr_matrix(
+            (tail.labels.data, remap[tail.labels.indices], tail.labels.indptr),
+            shape=(len(tail), width),
+        )
+        tail_provider = np.full(len(tail), -1, dtype=np.int64)
+        has_provider = tail.provider >= 0
+        tail_provider[has_provider] = remap[tail.provider[has_provider]]
+        attributes = {}
+        for name in set(self.attributes) | set(tail.attributes):
+            attributes[name] = self.attributes.get(name, [None] * len(self)) + tail.attributes.get(
+                name, [None] * len(tail)
+            )
+        return ServingCatalog(
+            ids=np.concatenate([self.ids, tail.ids]),
+            n_model=self.n_model,
+            titles=self.titles + tail.titles,
+            labels=sp.csr_matrix(sp.vstack([head, moved])),
+            label_names_=np.array(names, dtype=np.str_),
+            provider=np.concatenate([self.provider, tail_provider]),
+            available=np.concatenate([self.available, tail.available]),
+            listed=np.concatenate([self.listed, tail.listed]),
+            published=np.concatenate([self.published, tail.published]),
+            expires=np.concatenate([self.expires, tail.expires]),
+            attributes=attributes,
+            new_texts=self.new_texts + tail.new_texts,
+        )
 
     def codes(self, item_ids: Sequence[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
         """Codes of item ids, -1 for unknown ones."""

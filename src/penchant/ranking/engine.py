@@ -153,6 +153,34 @@ class Engine:
         )
         return engine
 
+    def with_new_items(self, items: Sequence[Item]) -> Engine:
+        """A new engine whose catalog also holds `items`, none of which it held before; only
+        their rows are built (and embedded by content models).
+
+        Raises:
+            ValueError: an item is known already, or the catalog had no records.
+        """
+        catalog = self.catalog.extended(items)
+        ids = [item.id for item in items]
+        texts = catalog.new_texts[len(catalog.new_texts) - len(items) :]
+        vectors = dict(self.serving.new_vectors)
+        for name, model in self.serving.models.items():
+            if isinstance(model, ContentModel):
+                added = model.embed(ids, texts)
+                old = vectors.get(name)
+                vectors[name] = added if old is None or not len(old) else np.vstack([old, added])
+        engine = object.__new__(Engine)
+        engine.__dict__.update(self.__dict__)
+        engine.serving = Serving(
+            self.version,
+            self.serving.models,
+            catalog,
+            self.serving.indexes,
+            dict(self.serving.cache),
+            vectors,
+        )
+        return engine
+
     @property
     def catalog(self) -> ServingCatalog:
         """The serving catalog."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from penchant.errors import PenchantError, Unavailable
@@ -128,14 +128,24 @@ class ServedModel:
             items.extend(batch)
         return items
 
-    def catalog_changed(self) -> None:
-        """Note a catalog write, so that every worker rebuilds its serving catalog; this
-        worker rebuilds its own before the write is answered, so that the next request it
-        answers already ranks a new item (other workers within `refresh_s`)."""
+    def catalog_changed(self, items: Sequence[Item] = ()) -> None:
+        """Note a catalog write, so that every worker rebuilds its serving catalog within
+        `refresh_s`.
+
+        When the write only added items, this worker first appends them to the catalog it
+        serves, so that its next request can already recommend them; a write that changed
+        or deleted items waits for the rebuild, which reads the whole catalog.
+        """
         self.state.incr(self.tenant, CATALOG_VERSION)
-        if self._engine is not None:
-            self._checked = time.monotonic()
-            self._refresh(background=False)
+        engine = self._engine
+        if engine is None or not items:
+            return
+        try:
+            self._engine = engine.with_new_items(items)
+        except ValueError:
+            return  # not all new: the rebuild brings them
+        except Exception:  # the write is stored: serving catches up with the rebuild
+            logger.exception("cannot add new items to the served catalog; the rebuild will")
 
 
 @dataclass

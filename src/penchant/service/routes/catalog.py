@@ -78,7 +78,7 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
         """Insert or replace one record; a body `id`, if given, must equal the path id."""
         record = parse_record(body, model, record_id)
         resource.upsert(store, pseudonyms, key.tenant, [record])
-        changed(serving, key.tenant)
+        changed(serving, key.tenant, [record])
         return record
 
     @router.get("/{id}", response_model=model, responses=NOT_FOUND)
@@ -123,12 +123,13 @@ def catalog_router(resource: Resource[R]) -> APIRouter:
             resource.upsert(store, pseudonyms, key.tenant, batch.records) if batch.records else 0
         )
         if upserted:
-            changed(serving, key.tenant)
+            changed(serving, key.tenant, batch.records)
         return UpsertOut(upserted=upserted, rejected=RowErrorOut.of(batch.errors))
 
-    def changed(serving: ServedModels, tenant: str) -> None:
+    def changed(serving: ServedModels, tenant: str, records: Sequence[object] = ()) -> None:
         if resource.served:
-            serving.of(tenant).catalog_changed()
+            items = [r for r in records if isinstance(r, Item)]
+            serving.of(tenant).catalog_changed(items)
 
     return router
 

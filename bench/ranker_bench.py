@@ -7,6 +7,8 @@ member's scores, the features of about 200 candidates (100 per member, their uni
 the ranker's predictions, then filters, rules and explanations. Requests go one after
 another for random known users, then for the same users as anonymous sessions of their
 10 latest items (folded in), each at its own time and device; p50/p99 are per request.
+Requests run with one BLAS and OpenMP thread, as the service pins them
+(`penchant.service.app.pin_threads`).
 
     .venv/bin/python bench/ranker_bench.py [--requests 2000] [--out bench/out/ranker.json]
 """
@@ -32,6 +34,7 @@ from penchant.models import Hybrid, ImplicitALS, ItemKNN, Popular
 from penchant.ranking import Engine, RankingRequest
 from penchant.ranking.state import Activity
 from penchant.schema import Item
+from penchant.service.app import pin_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT.parent / "shared" / "datasets" / "movielens-latest-small"
@@ -78,6 +81,13 @@ def run(requests: int) -> dict[str, Any]:
         "ials": ImplicitALS().fit(data),
     }
     engine = Engine("bench", models, items, {"ranked": SURFACE})
+    with pin_threads():
+        return _timed(engine, data, hybrid, requests, fit_seconds)
+
+
+def _timed(
+    engine: Engine, data: Dataset, hybrid: Hybrid, requests: int, fit_seconds: float
+) -> dict[str, Any]:
     gen = np.random.default_rng(0)
     users = gen.integers(0, data.n_users, size=requests)
     devices = ["mobile", "desktop", "tablet", None]

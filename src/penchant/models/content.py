@@ -115,8 +115,10 @@ class ContentModel(Recommender):
     def _score(self, users: CodeArray, history: sp.csr_matrix) -> ScoreArray:
         rows = history.astype(np.float32)
         known = users >= 0
-        if known.any():
+        if known.all():
             # trained people: their time-decayed training weights, not the plain ones
+            rows = self.decayed_[users]
+        elif known.any():
             own = self.decayed_[np.where(known, users, 0)]
             pick = sp.diags(known.astype(np.float32))
             rows = sp.csr_matrix(pick @ own + sp.diags((~known).astype(np.float32)) @ rows)

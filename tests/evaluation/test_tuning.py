@@ -67,7 +67,7 @@ def test_unknown_models_and_metrics_are_refused(validation: object) -> None:
     with pytest.raises(InvalidInput, match="NAME@K"):
         tune_model("ease", validation, metric="ndcg")  # type: ignore[arg-type]
     assert set(SEARCH_SPACES) == {
-        *("popular", "itemknn", "ials", "bpr", "ease", "content", "session-knn")
+        *("popular", "itemknn", "ials", "bpr", "ease", "content", "session-knn", "sasrec")
     }
 
 

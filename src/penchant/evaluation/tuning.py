@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 
 from penchant.data import Split
-from penchant.errors import InvalidInput
+from penchant.errors import ConfigError, InvalidInput
 from penchant.evaluation.run import evaluate_model
 from penchant.models import Blend, Recommender, create_model
 from penchant.models.ease import CatalogTooLarge
@@ -73,6 +73,14 @@ def _session_knn(trial: optuna.Trial) -> Params:
     }
 
 
+def _sasrec(trial: optuna.Trial) -> Params:
+    return {
+        "epochs": trial.suggest_int("epochs", 20, 200, log=True),
+        "dim": trial.suggest_categorical("dim", [32, 64, 128]),
+        "dropout": trial.suggest_float("dropout", 0.1, 0.5),
+    }
+
+
 #: Each tunable model's search space.
 SEARCH_SPACES: dict[str, Callable[[optuna.Trial], Params]] = {
     "popular": _popular,
@@ -82,12 +90,15 @@ SEARCH_SPACES: dict[str, Callable[[optuna.Trial], Params]] = {
     "ease": _ease,
     "content": _content,
     "session-knn": _session_knn,
+    "sasrec": _sasrec,
 }
 #: Trials a model with this many hyperparameters needs at least (one knob needs fewer).
-_SMALL_SPACES = {"popular": 6, "ease": 10, "content": 6}
+_SMALL_SPACES = {"popular": 6, "ease": 10, "content": 6, "sasrec": 4}
 #: What `auto` tunes and blends: every model that learns from interactions alone, and the
 #: content model when the items have texts.
-AUTO_MODELS: tuple[str, ...] = ("popular", "itemknn", "ials", "bpr", "ease", "session-knn")
+AUTO_MODELS: tuple[str, ...] = (
+    *("popular", "itemknn", "ials", "bpr", "ease", "session-knn", "sasrec"),
+)
 AUTO_TEXT_MODELS: tuple[str, ...] = ("content",)
 
 
@@ -179,7 +190,7 @@ def tune_model(
         params = space(trial)
         try:
             result = evaluate_model(_create(name, params, rng), validation, [k])
-        except CatalogTooLarge:
+        except (CatalogTooLarge, ConfigError):
             raise
         except InvalidInput as exc:  # a combination the model refuses counts as a failure
             raise optuna.TrialPruned(str(exc)) from exc
@@ -270,7 +281,7 @@ def auto_select(
             tuned[name] = tune_model(
                 name, validation, n_trials=n_trials, metric=metric, rng=rng, on_trial=on_trial
             )
-        except CatalogTooLarge:
+        except (CatalogTooLarge, ConfigError):  # too large for it, or its extra is missing
             continue
     if not tuned:
         raise InvalidInput("auto: no model could be tuned on this data")

@@ -10,6 +10,7 @@ from penchant.models.hybrid import Hybrid
 from penchant.models.itemknn import ItemKNN
 from penchant.models.popular import Popular
 from penchant.models.registry import MODELS, create_model, load_model
+from penchant.models.sasrec import SASRec
 from penchant.models.sknn import SessionKNN
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "NotFitted",
     "Popular",
     "Recommender",
+    "SASRec",
     "SessionKNN",
     "create_model",
     "load_model",

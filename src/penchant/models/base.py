@@ -460,3 +460,9 @@ def top_k(block: ScoreArray, k: int) -> tuple[CodeArray, ScoreArray]:
         codes = np.pad(codes, ((0, 0), (0, k - kk)), constant_values=-1)
         scores = np.pad(scores, ((0, 0), (0, k - kk)), constant_values=-np.inf)
     return codes, scores
+
+
+def unit_cosines(unit: ScoreArray, a: CodeArray, b: CodeArray | None = None) -> ScoreArray:
+    """Cosines of the unit item vectors of items `a` to those of `b` (default every item)."""
+    right = unit if b is None else unit[np.asarray(b, dtype=np.int64)]
+    return np.asarray(unit[np.asarray(a, dtype=np.int64)] @ right.T, dtype=np.float32)

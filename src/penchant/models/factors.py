@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from penchant.errors import InvalidInput
-from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray
+from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray, unit_cosines
 
 FactorArray = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -60,14 +60,12 @@ class FactorModel(Recommender):
 
     def _similar(self, items: CodeArray, one_hot: sp.csr_matrix) -> ScoreArray:
         """Cosine similarity of item factors."""
-        unit = self._unit_items
-        return np.asarray(unit[items] @ unit.T, dtype=np.float32)
+        return unit_cosines(self._unit_items, items)
 
     def item_similarity(self, a: CodeArray, b: CodeArray) -> ScoreArray:
         """Cosine similarity of the item factors of `a` to those of `b`."""
         self._check_fitted()
-        unit = self._unit_items
-        return np.asarray(unit[np.asarray(a)] @ unit[np.asarray(b)].T, dtype=np.float32)
+        return unit_cosines(self._unit_items, a, b)
 
     @property
     def _unit_items(self) -> FactorArray:

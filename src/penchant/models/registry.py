@@ -16,12 +16,24 @@ from penchant.models.ease import EASE
 from penchant.models.hybrid import Hybrid
 from penchant.models.itemknn import ItemKNN
 from penchant.models.popular import Popular
+from penchant.models.sasrec import SASRec
 from penchant.models.sknn import SessionKNN
 
 #: The models `penchant evaluate --models` and `penchant train` know, by name.
 MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
-    for cls in (Popular, ItemKNN, ImplicitALS, BPR, EASE, ContentModel, SessionKNN, Blend, Hybrid)
+    for cls in (
+        Popular,
+        ItemKNN,
+        ImplicitALS,
+        BPR,
+        EASE,
+        ContentModel,
+        SessionKNN,
+        SASRec,
+        Blend,
+        Hybrid,
+    )
 }
 
 

@@ -72,3 +72,15 @@ def test_a_new_item_is_recommended_to_the_people_it_suits_on_the_next_request(
     assert len(shown & set(cooks)) <= 0.1 * len(cooks)
     reason = next(i["reason"] for i in got["u1"] if i["item_id"] == "comet")
     assert reason == "new, like what you viewed"
+
+
+def test_a_newcomer_gets_items_like_the_page_they_look_at(client: TestClient) -> None:
+    """No history at all: the similar and content sources read the page's item (i7, space)."""
+    answer = client.post(
+        "/v1/recommendations",
+        json={"session_id": "first-visit", "k": 5, "context": {"page_item": "i7"}},
+    )
+    assert answer.status_code == 200, answer.text
+    ids = [i["item_id"] for i in answer.json()["items"]]
+    assert len(ids) == 5 and "i7" not in ids
+    assert sum(int(i[1:]) % 2 == 1 for i in ids if i.startswith("i")) >= 4

@@ -24,7 +24,6 @@ import json
 import platform
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,10 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from penchant.data import Dataset, Split, Weighting, build_dataset, split
+from penchant.data import Dataset, Split, split
 from penchant.evaluation.metrics import ranking_metrics
 from penchant.evaluation.run import evaluate_model
-from penchant.jobs.evaluate import EvaluateOptions, load_events, load_item_texts
+from penchant.jobs.evaluate import EvaluateOptions, read_dataset
 from penchant.models import ContentModel, Popular
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,11 +49,9 @@ def movielens_with_texts() -> Dataset:
     options = EvaluateOptions(
         dataset=DATASET, output=Path("."), format="movielens", models=["content"]
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        data = build_dataset(load_events(options, Path(tmp) / "r.jsonl"), Weighting())
-        texts = load_item_texts(options, Path(tmp) / "items.jsonl")
+    data, _, texts = read_dataset(options)
     assert texts is not None
-    return data.with_item_texts(texts.texts)
+    return data
 
 
 def judged(scores: np.ndarray[Any, Any], the_split: Split, seed: int) -> dict[str, float]:

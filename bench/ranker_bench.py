@@ -20,7 +20,6 @@ import json
 import platform
 import resource
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from penchant.data import Dataset, Weighting, build_dataset
-from penchant.jobs.evaluate import EvaluateOptions, load_events, load_item_texts
+from penchant.data import Dataset
+from penchant.jobs.evaluate import EvaluateOptions, read_dataset
 from penchant.models import Hybrid, ImplicitALS, ItemKNN, Popular
 from penchant.ranking import Engine, RankingRequest
 from penchant.ranking.state import Activity
@@ -52,12 +51,9 @@ def movielens() -> tuple[Dataset, list[Item]]:
     options = EvaluateOptions(
         dataset=DATASET, output=Path("."), format="movielens", models=["content"]
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        data = build_dataset(load_events(options, Path(tmp) / "r.jsonl"), Weighting())
-        texts = load_item_texts(options, Path(tmp) / "items.jsonl")
+    data, _, texts = read_dataset(options)
     assert texts is not None
-    items = [Item(id=i, title=t[:1000]) for i, t in texts.texts.items()]
-    return data.with_item_texts(texts.texts, texts.categories), items
+    return data, [Item(id=i, title=t[:1000]) for i, t in texts.texts.items()]
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

@@ -121,20 +121,32 @@ def run_evaluation(options: EvaluateOptions, *, console: Console | None = None) 
         InvalidInput: bad options or data.
     """
     _check(options)
-    with tempfile.TemporaryDirectory() as tmp:
-        rejects = Path(tmp) / "rejects.jsonl"
-        data = build_dataset(load_events(options, rejects), options.weighting)
-        rejected = sum(1 for _ in rejects.open()) if rejects.exists() else 0
-        texts = load_item_texts(options, Path(tmp) / "item-rejects.jsonl")
+    data, rejected, texts = read_dataset(options)
     header: dict[str, Any] = {
         "dataset": options.dataset.name,
         "format": options.format or guess_format(options.dataset),
         "rejected_rows": rejected,
     }
     if texts is not None:
-        data = data.with_item_texts(texts.texts, texts.categories)
         header["item_texts"] = texts.summary()
     return evaluate_dataset(data, options, header=header, console=console)
+
+
+def read_dataset(options: EvaluateOptions) -> tuple[Dataset, int, ItemTexts | None]:
+    """The dataset file's interactions, with the items' texts and categories when the models
+    want them (`load_item_texts`); also how many event rows were rejected, and the texts read.
+
+    Raises:
+        InvalidInput: bad data.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        rejects = Path(tmp) / "rejects.jsonl"
+        data = build_dataset(load_events(options, rejects), options.weighting)
+        rejected = sum(1 for _ in rejects.open()) if rejects.exists() else 0
+        texts = load_item_texts(options, Path(tmp) / "item-rejects.jsonl")
+    if texts is not None:
+        data = data.with_item_texts(texts.texts, texts.categories)
+    return data, rejected, texts
 
 
 @dataclass(frozen=True)

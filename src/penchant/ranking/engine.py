@@ -139,19 +139,9 @@ class Engine:
     def with_items(self, items: Sequence[Item]) -> Engine:
         """A new engine on the same models, indexes and pipelines with a fresh catalog (an
         item changed: price, stock, a new item); the models are not reloaded."""
-        engine = object.__new__(Engine)
-        engine.__dict__.update(self.__dict__)
         first = next(iter(self.serving.models.values()))
         catalog = ServingCatalog.build(list(first.item_ids_), items)
-        engine.serving = Serving(
-            self.version,
-            self.serving.models,
-            catalog,
-            self.serving.indexes,
-            dict(self.serving.cache),
-            _new_vectors(self.serving.models, catalog),
-        )
-        return engine
+        return self._with_catalog(catalog, _new_vectors(self.serving.models, catalog))
 
     def with_new_items(self, items: Sequence[Item]) -> Engine:
         """A new engine whose catalog also holds `items`, none of which it held before; only
@@ -169,6 +159,12 @@ class Engine:
                 added = model.embed(ids, texts)
                 old = vectors.get(name)
                 vectors[name] = added if old is None or not len(old) else np.vstack([old, added])
+        return self._with_catalog(catalog, vectors)
+
+    def _with_catalog(
+        self, catalog: ServingCatalog, new_vectors: dict[str, np.ndarray[Any, Any]]
+    ) -> Engine:
+        """A copy of this engine serving `catalog`, with content vectors of its new items."""
         engine = object.__new__(Engine)
         engine.__dict__.update(self.__dict__)
         engine.serving = Serving(
@@ -177,7 +173,7 @@ class Engine:
             catalog,
             self.serving.indexes,
             dict(self.serving.cache),
-            vectors,
+            new_vectors,
         )
         return engine
 

@@ -18,7 +18,7 @@ from penchant.data.splits import leave_last_out
 from penchant.errors import ConfigError, InvalidInput
 from penchant.models import Popular, Recommender, load_model
 from penchant.models.arrays import scrub_user
-from penchant.models.sasrec import SASRec
+from penchant.models.sasrec import SASRec, training_windows
 from penchant.testing import RecommenderContract
 from penchant.testing.synthetic import planted_blocks
 
@@ -133,6 +133,53 @@ def test_direction_is_learned(walks: tuple[Dataset, Dataset, SASRec]) -> None:
     before_first = np.array([(w[0] - 1) % data.n_items for w in walk])
     assert (ahead[:, 0] == after_last).mean() >= 0.9
     assert (behind[:, 0] == before_first).mean() >= 0.9
+
+
+def test_training_windows_cover_every_target_once() -> None:
+    """Sequences of 1, 2, 4 and 8 items (codes 10...) cut into windows of 3 targets."""
+    lengths = [1, 2, 4, 8]
+    indptr = np.r_[0, np.cumsum(lengths)]
+    indices = np.arange(10, 10 + sum(lengths))  # the item codes, one row after another
+    inputs, targets = training_windows(indptr, indices, np.array([1, 2, 3]), 3)
+    # stored +1 (0 is padding): row 1 is (12, 13), row 2 is 14..17, row 3 is 18..25
+    expected = {
+        ((0, 0, 12), (0, 0, 13)),  # row 1: its one target
+        ((14, 15, 16), (15, 16, 17)),  # row 2: its three targets
+        ((22, 23, 24), (23, 24, 25)),  # row 3: the latest three of its seven targets,
+        ((19, 20, 21), (20, 21, 22)),  # the three before them
+        ((0, 0, 18), (0, 0, 19)),  # and its first
+    }
+    got = {(tuple(x), tuple(y)) for x, y in zip(inputs.tolist(), targets.tolist(), strict=True)}
+    assert got == expected
+    assert len(inputs) == 5
+
+
+def test_early_targets_of_a_long_history_are_learned() -> None:
+    """Transitions seen only early in long histories are learned, not just the latest ones.
+
+    Each user walks 10 steps through a cycle of items 0-19, then 12 steps through a cycle
+    of items 20-39; `max_len` is 5, so the latest window alone never holds a step of the
+    first cycle.
+    """
+    gen = np.random.default_rng(1)
+    users, items = [], []
+    for user in range(200):
+        first = (int(gen.integers(20)) + np.arange(10)) % 20
+        second = 20 + (int(gen.integers(20)) + np.arange(12)) % 20
+        users += [user] * 22
+        items += [*first.tolist(), *second.tolist()]
+    data = Dataset.from_arrays(
+        user_ids=[f"u{u}" for u in range(200)],
+        item_ids=[f"i{i}" for i in range(40)],
+        users=np.asarray(users),
+        items=np.asarray(items),
+        first_ts=np.tile(np.arange(22, dtype=np.int64), 200) * 1_000_000,
+    )
+    model = SASRec(**{**CYCLE, "max_len": 5}).fit(data)
+    starts = np.arange(20)
+    walks = [(start + np.arange(3)) % 20 for start in starts]
+    best = model.score_sequences(walks).argmax(axis=1)
+    assert (best == (starts + 3) % 20).mean() >= 0.9
 
 
 # -- sequences ---------------------------------------------------------------------------------
@@ -268,8 +315,9 @@ def test_scrubbed_artifact_no_longer_holds_the_sequence(tmp_path: Path) -> None:
     ],
 )
 def test_invalid_hyperparameters_are_named(param: str, value: Any) -> None:
-    with pytest.raises(InvalidInput, match=param):
+    with pytest.raises(InvalidInput, match=param) as raised:
         SASRec(**{**FAST, param: value}).fit(shuffled_blocks())
+    assert raised.value.field == param
 
 
 def test_without_torch_the_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,8 +43,10 @@ class SASRec(Recommender):
     """Next-item prediction from the order of a user's items, by causal self-attention.
 
     Each training user's items, ordered by time (ties by storage order, as in
-    `leave_last_out`), are a sequence; its last `max_len + 1` items give `max_len` (input,
-    next item) positions. At every position the network reads the items so far (item
+    `leave_last_out`), are a sequence; each item after the first is a target, with the items
+    before it as input. A sequence longer than `max_len + 1` is cut, from its end, into
+    windows of `max_len` targets (`training_windows`), so that an epoch learns from every
+    target once. At every position the network reads the items so far (item
     embeddings plus learned position embeddings, counted from the oldest item in the window;
     `blocks` pre-norm transformer blocks of causal attention and a ReLU feed-forward layer;
     a final layer norm) and scores every item by a dot product with the same item embeddings
@@ -75,7 +77,7 @@ class SASRec(Recommender):
         blocks: transformer blocks.
         heads: attention heads (must divide `dim`).
         dropout: dropout rate of embeddings, attention and feed-forward layers.
-        epochs: passes over the training sequences.
+        epochs: passes over the training targets.
         batch_size: sequences per training step.
         learning_rate: Adam's step size.
         negatives: items sampled per batch (at most the catalog size minus one is used).
@@ -133,19 +135,31 @@ class SASRec(Recommender):
         for name in ("max_len", "dim", "blocks", "heads", "epochs", "batch_size", "negatives"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
-                raise InvalidInput(f"{name}: must be a whole number of at least 1, got {value!r}")
+                raise InvalidInput(
+                    f"{name}: must be a whole number of at least 1, got {value!r}", field=name
+                )
         if self.dim % self.heads:
-            raise InvalidInput(f"heads: must divide dim ({self.dim}), got {self.heads}")
+            raise InvalidInput(
+                f"heads: must divide dim ({self.dim}), got {self.heads}", field="heads"
+            )
         if not _is_number(self.dropout) or not 0 <= self.dropout < 1:
-            raise InvalidInput(f"dropout: must be in [0, 1), got {self.dropout!r}")
+            raise InvalidInput(f"dropout: must be in [0, 1), got {self.dropout!r}", field="dropout")
         if not _is_number(self.learning_rate) or not self.learning_rate > 0:
-            raise InvalidInput(f"learning_rate: must be above 0, got {self.learning_rate!r}")
+            raise InvalidInput(
+                f"learning_rate: must be above 0, got {self.learning_rate!r}", field="learning_rate"
+            )
         if not _is_number(self.gbce_t) or not 0 <= self.gbce_t <= 1:
-            raise InvalidInput(f"gbce_t: must be between 0 and 1, got {self.gbce_t!r}")
+            raise InvalidInput(
+                f"gbce_t: must be between 0 and 1, got {self.gbce_t!r}", field="gbce_t"
+            )
         if self.rng is not None and not _is_int(self.rng):
-            raise InvalidInput(f"rng: must be a whole number or None, got {self.rng!r}")
+            raise InvalidInput(
+                f"rng: must be a whole number or None, got {self.rng!r}", field="rng"
+            )
         if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
-            raise InvalidInput(f"threads: must be None or at least 1, got {self.threads!r}")
+            raise InvalidInput(
+                f"threads: must be None or at least 1, got {self.threads!r}", field="threads"
+            )
 
     def _fit(self, data: Dataset) -> None:
         self._check_params()
@@ -156,9 +170,9 @@ class SASRec(Recommender):
         learners = np.flatnonzero(lengths >= 2)
         if not len(learners):
             raise InvalidInput("sasrec: no user has two items to learn an order from")
-        inputs = left_padded(self.seq_indptr_, self.seq_indices_, learners, self.max_len, 1)
-        targets = left_padded(self.seq_indptr_, self.seq_indices_, learners, self.max_len, 0)
-        targets[inputs == 0] = 0  # a target needs an item before it
+        inputs, targets = training_windows(
+            self.seq_indptr_, self.seq_indices_, learners, self.max_len
+        )
         th = _torch()
         seed = self.rng if self.rng is not None else np.random.SeedSequence().entropy
         net_seed, sample_seed, order_seed = np.random.SeedSequence(seed).generate_state(3)
@@ -407,6 +421,30 @@ def left_padded(
     offset = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     out[row_of, width - lengths[row_of] + offset] = indices[starts[row_of] + offset] + 1
     return out
+
+
+def training_windows(
+    indptr: IndexArray, indices: np.ndarray[Any, Any], rows: IndexArray, width: int
+) -> tuple[IndexArray, IndexArray]:
+    """Every (input, next item) position of the rows' sequences, as windows of `width`.
+
+    A sequence of n items has n - 1 targets. The latest window holds the last `width` of
+    them (each input the item before its target); each earlier window the `width` targets
+    before those, so that an epoch learns every target of a long history once, not only its
+    latest `width`. Windows are left-padded with 0 as `left_padded`'s rows; a padded
+    position has target 0.
+    """
+    targets_per_row = np.diff(indptr)[rows] - 1
+    inputs, targets = [], []
+    for window in range(int(-(-targets_per_row.max() // width))):
+        kept = rows[targets_per_row > window * width]
+        drop = window * width
+        x = left_padded(indptr, indices, kept, width, drop + 1)
+        y = left_padded(indptr, indices, kept, width, drop)
+        y[x == 0] = 0  # a target needs an item before it, in this window
+        inputs.append(x)
+        targets.append(y)
+    return np.concatenate(inputs), np.concatenate(targets)
 
 
 def _length_buckets(

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from penchant.data import split
+from penchant.data import Split, split
 from penchant.errors import InvalidInput
-from penchant.evaluation.tuning import SEARCH_SPACES, auto_select, tune_model
-from penchant.models import Blend
+from penchant.evaluation.run import evaluate_model
+from penchant.evaluation.tuning import SEARCH_SPACES, Choice, Tuned, auto_select, tune_model
+from penchant.models import Blend, Hybrid
 from penchant.testing.synthetic import planted_blocks
 
 
 @pytest.fixture
-def validation() -> object:
+def validation() -> Split:
     data = planted_blocks(n_users=90, n_items=40, rng=4)
     return split(split(data, "holdout", rng=0).train, "holdout", rng=1)
 
@@ -31,20 +32,50 @@ def test_one_knob_models_need_few_trials(validation: object) -> None:
     assert len(tuned.trials) == 10
 
 
-def test_auto_compares_every_model_and_a_blend(validation: object) -> None:
+def test_auto_compares_every_model_a_blend_and_a_learned_ranker(validation: Split) -> None:
+    pytest.importorskip("lightgbm", reason="the hybrid needs penchant[rank]")
     choice = auto_select(
-        validation,  # type: ignore[arg-type]
-        names=("popular", "itemknn", "ease"),
-        n_trials=3,
-        blend_trials=5,
+        validation, names=("popular", "itemknn", "ease"), n_trials=3, blend_trials=5
     )
-    assert set(choice.candidates) == {"popular", "itemknn", "ease", "blend"}
+    assert set(choice.candidates) == {"popular", "itemknn", "ease", "blend", "hybrid"}
     assert choice.value == max(choice.candidates.values())
     model = choice.build()
-    if choice.weights:
+    if choice.hybrid_members:
+        assert isinstance(model, Hybrid) and choice.description.startswith("hybrid(")
+    elif choice.weights:
         assert isinstance(model, Blend)
     else:
         assert model.name == choice.description
+    # the ranker was judged as built: the tuned members, each with its tuned parameters
+    members = sorted(choice.tuned, key=lambda n: -choice.tuned[n].value)
+    ranker = Hybrid(
+        members=members, member_params={n: choice.tuned[n].params for n in members}, rng=0
+    )
+    weighted = validation.with_recency(choice.recency_half_life_days)
+    again = evaluate_model(ranker, weighted, [10]).mean("ndcg@10")
+    assert again == pytest.approx(choice.candidates["hybrid"], abs=1e-12)
+    without = auto_select(
+        validation, names=("popular", "itemknn"), n_trials=2, blend_trials=2, hybrid=False
+    )
+    assert "hybrid" not in without.candidates
+
+
+def test_a_chosen_hybrid_is_built_with_the_tuned_members() -> None:
+    tuned = {
+        "itemknn": Tuned("itemknn", {"k": 7, "shrinkage": 0.0, "weighted": False}, 0.3),
+        "popular": Tuned("popular", {"half_life_days": None}, 0.2),
+    }
+    choice = Choice(
+        "hybrid(itemknn, popular)", 0.4, tuned, {}, {}, None, {}, ["itemknn", "popular"]
+    )
+    model = choice.build(rng=3)
+    assert isinstance(model, Hybrid)
+    assert list(model.members) == ["itemknn", "popular"] and model.rng == 3
+    data = planted_blocks(n_users=60, n_items=30, rng=2)
+    model.fit(data)
+    assert model.members_["itemknn"].get_params()["k"] == 7
+    with pytest.raises(InvalidInput, match="member_params"):
+        Hybrid(members=["itemknn"], member_params={"ease": {}}).fit(data)
 
 
 def test_auto_never_looks_at_the_test_pairs() -> None:

@@ -99,6 +99,8 @@ _SMALL_SPACES = {"popular": 6, "ease": 10, "content": 6, "sasrec": 2}
 #: trials would be whole trainings of minutes each; `auto_select(names=...)` can add it.
 AUTO_MODELS: tuple[str, ...] = ("popular", "itemknn", "ials", "bpr", "ease", "session-knn")
 AUTO_TEXT_MODELS: tuple[str, ...] = ("content",)
+#: How many of the best tuned models `auto`'s learned ranker takes as its members.
+HYBRID_MEMBERS = 4
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ class Choice:
         recency_half_life_days: the history recency weighting chosen (None: none); apply
             it to the split the chosen model is fitted and judged on (`Split.with_recency`).
         recency_scores: validation score of the probe model for each recency tried.
+        hybrid_members: the members of the learned ranker, when it won (`hybrid`, with
+            each member's tuned hyperparameters); else empty.
     """
 
     description: str
@@ -140,14 +144,23 @@ class Choice:
     candidates: dict[str, float]
     recency_half_life_days: float | None = None
     recency_scores: dict[str, float] = field(default_factory=dict)
+    hybrid_members: list[str] = field(default_factory=list)
 
     def build(self, *, rng: int = 0) -> Recommender:
         """A new, unfitted model of the chosen configuration."""
+        if self.hybrid_members:
+            return _hybrid(self.tuned, self.hybrid_members, rng)
         if not self.weights:
             name = max(self.tuned, key=lambda n: self.tuned[n].value)
             return _create(name, self.tuned[name].params, rng)
         members = [_create(n, self.tuned[n].params, rng) for n in self.weights]
         return Blend(members, weights=list(self.weights.values()))
+
+
+def _hybrid(tuned: dict[str, Tuned], members: Sequence[str], rng: int) -> Recommender:
+    """The learned ranker over `members`, each with its tuned hyperparameters."""
+    params = {n: tuned[n].params for n in members}
+    return create_model("hybrid", members=list(members), member_params=params, rng=rng)
 
 
 def _create(name: str, params: Params, rng: int) -> Recommender:
@@ -252,18 +265,24 @@ def auto_select(
     rng: int = 0,
     recency_grid: Sequence[float | None] = RECENCY_GRID,
     on_trial: OnTrial | None = None,
+    hybrid: bool = True,
 ) -> Choice:
-    """Choose recency, tune every model, then blend the tuned ones; keep the best on validation.
+    """Choose recency, tune every model, then blend the tuned ones and learn a ranker over
+    them; keep the best on validation.
 
     First the history recency weighting is chosen (`choose_recency`); every model is then
     tuned on the validation split weighted that way. A model whose catalog is too large for
     it (EASE on a huge catalog) is left out, not fatal. The blend's weights are searched by
-    TPE over [0, 1] per member.
+    TPE over [0, 1] per member. The learned ranker (`hybrid`) takes the best
+    `HYBRID_MEMBERS` tuned models as its members, each with its tuned hyperparameters; it
+    is fitted once (it has no search of its own) and judged like the others.
 
     Args:
         validation: the validation split.
         names: the models to tune; default `AUTO_MODELS`, and `AUTO_TEXT_MODELS` when the
             items have texts.
+        hybrid: whether to consider the learned ranker (when two or more models were
+            tuned and LightGBM is installed).
 
     Raises:
         InvalidInput: no model could be tuned.
@@ -318,7 +337,34 @@ def auto_select(
     else:
         name = max(tuned, key=lambda n: tuned[n].value)
         description, value = name, tuned[name].value
-    return Choice(description, value, tuned, best_weights, candidates, recency, recency_scores)
+    hybrid_members: list[str] = []
+    if hybrid and len(tuned) > 1:
+        ranked = sorted(tuned, key=lambda n: -tuned[n].value)[:HYBRID_MEMBERS]
+        try:
+            ranker = _hybrid(tuned, ranked, rng)
+            score = evaluate_model(ranker, validation, [k]).mean(metric)
+        except ConfigError:  # LightGBM (penchant[rank]) is not installed
+            score = None
+        except InvalidInput:  # too little history per person to hold out labels from
+            score = None
+        if score is not None:
+            candidates["hybrid"] = score
+            if on_trial is not None:
+                on_trial("hybrid", 0, score)
+            if score > value:
+                hybrid_members = ranked
+                description, value = f"hybrid({', '.join(ranked)})", score
+                best_weights = {}
+    return Choice(
+        description,
+        value,
+        tuned,
+        best_weights,
+        candidates,
+        recency,
+        recency_scores,
+        hybrid_members,
+    )
 
 
 def _cutoff(metric: str) -> int:

@@ -63,6 +63,8 @@ class Hybrid(Recommender):
         leaves: leaves per tree.
         rng: the seed of the draw, the members and LightGBM.
         threads: LightGBM threads (None: its default).
+        member_params: hyperparameters of members by name (e.g. what `auto` tuned); a
+            member not named has its defaults.
     """
 
     name = "hybrid"
@@ -83,6 +85,7 @@ class Hybrid(Recommender):
         leaves: int = 31,
         rng: int = 0,
         threads: int | None = None,
+        member_params: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.members = members
         self.candidates = candidates
@@ -93,6 +96,7 @@ class Hybrid(Recommender):
         self.leaves = leaves
         self.rng = rng
         self.threads = threads
+        self.member_params = member_params
 
     def wants_text(self) -> bool:
         """Whether the content model is a member (the hybrid fits without it too)."""
@@ -107,6 +111,11 @@ class Hybrid(Recommender):
         for name in self.members:
             if name not in MODELS or name in (self.name, "blend"):
                 raise InvalidInput(f"members: {name!r} cannot be a member", field="members")
+        for name in self.member_params or {}:
+            if name not in self.members:
+                raise InvalidInput(
+                    f"member_params: {name!r} is not a member", field="member_params"
+                )
         if self.candidates < 1:
             raise InvalidInput("candidates: must be at least 1", field="candidates")
         if not 0 < self.label_fraction < 1:
@@ -124,8 +133,9 @@ class Hybrid(Recommender):
         from penchant.models.registry import create_model
 
         out: dict[str, Recommender] = {}
+        params = self.member_params or {}
         for name in self._member_names(data):
-            model = create_model(name)
+            model = create_model(name, **params.get(name, {}))
             out[name] = model.clone(rng=self.rng) if "rng" in model.get_params() else model
         return out
 

@@ -87,6 +87,27 @@ def test_features_have_their_documented_values() -> None:
     assert (row["hour"], row["weekday"], row["device"]) == (13.0, 0.0, 3.0)  # a Monday
 
 
+def test_many_categories_give_the_same_affinity_as_few(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dense copy (few categories) and the sparse rows (many) agree."""
+    from penchant.models import features
+
+    data = planted_blocks(n_users=60, n_items=40, rng=2)
+    gen = np.random.default_rng(0)
+    labels = {str(i): [f"c{c}" for c in gen.choice(12, size=2)] for i in data.item_ids}
+    data = data.with_item_texts({str(i): "x" for i in data.item_ids}, labels)
+    candidates = np.arange(40)
+    dense = ItemStats.of(data)
+    assert dense.dense_categories is not None
+    monkeypatch.setattr(features, "DENSE_CATEGORIES", 0)
+    sparse = ItemStats.of(data)
+    assert sparse.dense_categories is None
+    for user in (0, 5, 17):
+        history = data.matrix[user]
+        a = candidate_features(candidates, [np.zeros(40, np.float32)], dense, history, now_us=0)
+        b = candidate_features(candidates, [np.zeros(40, np.float32)], sparse, history, now_us=0)
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
 def test_the_content_member_joins_only_when_items_have_texts() -> None:
     pytest.importorskip("sentence_transformers", reason="needs penchant[text]")
     from penchant.testing.synthetic import topical

@@ -438,8 +438,8 @@ def binarized(matrix: sp.csr_matrix) -> sp.csr_matrix:
 
 def mask_entries(block: ScoreArray, rows: sp.csr_matrix) -> None:
     """Set the entries of `rows`' nonzeros to -inf in a dense block."""
-    coo = sp.coo_matrix(rows)
-    block[coo.row, coo.col] = -np.inf
+    rows = sp.csr_matrix(rows)
+    block[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices] = -np.inf
 
 
 def top_k(block: ScoreArray, k: int) -> tuple[CodeArray, ScoreArray]:

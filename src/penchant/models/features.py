@@ -10,6 +10,7 @@ person's history, and the request's context.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,8 @@ RECENT_DAYS = 30.0
 DEVICES = ("desktop", "mobile", "tablet", "tv", "other")
 #: The context features, in order (NaN where the request did not say).
 CONTEXT_FEATURES = ("hour", "weekday", "device")
+#: Up to this many categories, the category features read a dense copy of the matrix.
+DENSE_CATEGORIES = 64
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,14 @@ class ItemStats:
     first_seen: np.ndarray[Any, np.dtype[np.int64]]
     categories: sp.csr_matrix | None
     data_end: int
+
+    @cached_property
+    def dense_categories(self) -> FloatArray | None:
+        """`categories` as a dense float32 array when there are at most `DENSE_CATEGORIES`
+        (0.8 MB for 10,000 items and 20 genres), else None."""
+        if self.categories is None or self.categories.shape[1] > DENSE_CATEGORIES:
+            return None
+        return np.asarray(self.categories.toarray(), dtype=np.float32)
 
     @classmethod
     def of(cls, data: Dataset) -> ItemStats:
@@ -109,7 +120,7 @@ def candidate_features(
     columns.append(stats.log_recent[candidates])
     age = (now_us - stats.first_seen[candidates]) / _MICROS_PER_DAY
     columns.append(np.asarray(age, dtype=np.float32))
-    columns.append(_category_affinity(candidates, stats.categories, history))
+    columns.append(_category_affinity(candidates, stats, history))
     columns.append(np.full(n, np.log1p(history.nnz), dtype=np.float32))
     if item_vectors is not None:
         if recent_profile is None:
@@ -122,12 +133,17 @@ def candidate_features(
 
 
 def _category_affinity(
-    candidates: CodeArray, categories: sp.csr_matrix | None, history: sp.csr_matrix
+    candidates: CodeArray, stats: ItemStats, history: sp.csr_matrix
 ) -> FloatArray:
     """Per candidate: the largest share of the person's items in one of its categories."""
+    categories = stats.categories
     if categories is None or history.nnz == 0 or categories.shape[1] == 0:
         return np.full(len(candidates), np.nan, dtype=np.float32)
     taken = history.indices
+    dense = stats.dense_categories
+    if dense is not None:  # a few categories: no sparse row indexing per request
+        share = dense[taken].sum(axis=0) / len(taken)
+        return np.asarray((dense[candidates] * share).max(axis=1), dtype=np.float32)
     share = np.asarray(categories[taken].sum(axis=0)).ravel() / len(taken)
     per_candidate = categories[candidates].multiply(share[None, :])
     return np.asarray(per_candidate.max(axis=1).toarray()).ravel().astype(np.float32)

@@ -23,7 +23,8 @@ How RecBole is kept to the split given:
 - RecBole remaps tokens to its own ids (0 is padding); scores come back through its
   `id2token`. Items that only occur in test pairs are unknown to RecBole and never ranked.
 
-Compatibility with today's stack, patched in this process only (site-packages untouched):
+Compatibility with today's stack, patched in this process only (site-packages untouched;
+anomaly detection, which RecBole switches on when imported, is switched off again):
 numpy 2 removed `np.float_`, `np.complex_` and `np.unicode_`, which `Config` reads to restore
 the older aliases (`np.float`...) RecBole still uses, so they are defined first; and
 `recbole.utils` imports `torch.utils.tensorboard` (which needs tensorboard, protobuf and
@@ -37,6 +38,16 @@ Run:
 
     .venv/bin/python bench/sasrec_peer.py --dataset beauty --epochs 20
     .venv/bin/python bench/sasrec_peer.py --dataset ml-latest-small --max-len 200 --json
+
+RecBole's full softmax is slow on this CPU (minutes per epoch), so its training can also run
+on another machine, with a GPU, that has torch and RecBole but not penchant: `--save-split`
+writes the split's arrays here, `--split FILE --save-lists OUT --gpu` trains and ranks there
+without importing penchant, and `--judge OUT` scores those lists here, as the one-process run
+does:
+
+    .venv/bin/python bench/sasrec_peer.py --dataset beauty --save-split beauty.npz
+    python3 bench/sasrec_peer.py --split beauty.npz --epochs 20 --gpu --save-lists lists.npz
+    .venv/bin/python bench/sasrec_peer.py --dataset beauty --judge lists.npz --json
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ import time
 import types
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -57,13 +69,6 @@ from unittest import mock
 import numpy as np
 import scipy.sparse as sp
 import torch
-
-from penchant.data import Dataset, Split, build_dataset
-from penchant.data.splits import leave_last_out
-from penchant.evaluation.metrics import ranking_metrics
-from penchant.evaluation.run import evaluate_model
-from penchant.jobs.evaluate import EvaluateOptions, load_events
-from penchant.models import Popular
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {
@@ -82,6 +87,76 @@ SCORE_BATCH = 1024
 CodeArray = np.ndarray[Any, np.dtype[np.int64]]
 
 
+@dataclass(frozen=True)
+class Part:
+    """The arrays of one part of a split that this harness reads (a `Dataset`'s subset)."""
+
+    users: CodeArray
+    items: CodeArray
+    first_ts: np.ndarray[Any, np.dtype[np.float64]]
+    n_users: int
+    n_items: int
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        """users x items, 1 where a pair is."""
+        ones = np.ones(len(self.users), dtype=np.float32)
+        shape = (self.n_users, self.n_items)
+        return sp.csr_matrix((ones, (self.users, self.items)), shape=shape)
+
+
+@dataclass(frozen=True)
+class SplitArrays:
+    """A split as arrays, for a machine without penchant (`--save-split`, `--split`)."""
+
+    train: Part
+    test: Part
+    info: dict[str, Any]
+
+    def save(self, path: Path) -> None:
+        arrays = {
+            f"{name}_{field}": getattr(getattr(self, name), field)
+            for name in ("train", "test")
+            for field in ("users", "items", "first_ts")
+        }
+        shape = np.array([self.train.n_users, self.train.n_items])
+        np.savez_compressed(path, shape=shape, info=json.dumps(self.info), **arrays)
+
+    @classmethod
+    def of(cls, split: Any) -> SplitArrays:
+        """The arrays of a penchant `Split`."""
+
+        def part(data: Any) -> Part:
+            return Part(
+                data.users.astype(np.int64),
+                data.items.astype(np.int64),
+                data.first_ts.astype(np.float64),
+                data.n_users,
+                data.n_items,
+            )
+
+        return cls(part(split.train), part(split.test), dict(split.info))
+
+    @classmethod
+    def load(cls, path: Path) -> SplitArrays:
+        with np.load(path) as saved:
+            n_users, n_items = (int(n) for n in saved["shape"])
+            parts = [
+                Part(
+                    saved[f"{name}_users"],
+                    saved[f"{name}_items"],
+                    saved[f"{name}_first_ts"],
+                    n_users,
+                    n_items,
+                )
+                for name in ("train", "test")
+            ]
+            return cls(parts[0], parts[1], json.loads(str(saved["info"])))
+
+
 class _NoWriter:
     """Stands in for tensorboard's `SummaryWriter`: RecBole's trainer logs to it, we do not."""
 
@@ -93,7 +168,8 @@ class _NoWriter:
 
 
 def _recbole_compat() -> None:
-    """Let recbole 1.2.1 import and configure itself under numpy 2 without tensorboard.
+    """Let recbole 1.2.1 import, configure itself and evaluate under numpy 2 without
+    tensorboard.
 
     Also silences the FutureWarning pandas 2.3 gives for RecBole's chained `fillna(...,
     inplace=True)`: our files have no missing value for it to fill.
@@ -106,12 +182,16 @@ def _recbole_compat() -> None:
     }.items():
         if not hasattr(np, name):
             setattr(np, name, value)
+    # what `Config` sets on numpy, for the evaluator when no `Config` ran in this process
+    for name, value in {"float": np.float64, "int": np.int_, "bool": np.bool_}.items():
+        if name not in np.__dict__:
+            setattr(np, name, value)
     writer = types.ModuleType("torch.utils.tensorboard")
     writer.SummaryWriter = _NoWriter  # type: ignore[attr-defined]
     sys.modules.setdefault("torch.utils.tensorboard", writer)
 
 
-def training_sequences(train: Dataset) -> tuple[CodeArray, CodeArray, CodeArray]:
+def training_sequences(train: Any) -> tuple[CodeArray, CodeArray, CodeArray]:
     """Every training pair in sequence order: user codes, item codes and positions.
 
     Pairs are ordered by user, then `first_ts`, ties by storage order (`leave_last_out`'s
@@ -126,7 +206,7 @@ def training_sequences(train: Dataset) -> tuple[CodeArray, CodeArray, CodeArray]
 
 
 def recbole_sasrec(
-    split: Split,
+    split: Any,
     *,
     max_len: int,
     dim: int,
@@ -139,11 +219,13 @@ def recbole_sasrec(
     loss: str = "CE",
     rng: int = 0,
     threads: int | None = None,
+    gpu: bool = False,
 ) -> dict[str, Any]:
     """Train RecBole's SASRec on the split's training pairs and rank for its test users.
 
     Args:
-        split: the split; its training pairs are all RecBole sees.
+        split: the split (a penchant `Split` or `SplitArrays`); its training pairs are all
+            RecBole sees.
         max_len: longest input sequence (`MAX_ITEM_LIST_LENGTH`).
         dim: embedding and hidden size (`hidden_size`); the feed-forward layer is 4 * dim
             wide, RecBole's default ratio.
@@ -156,6 +238,7 @@ def recbole_sasrec(
         loss: `CE` (softmax over every item) or `BPR` (one uniform negative per target).
         rng: RecBole's seed (`init_seed`, the data loader's shuffling).
         threads: torch's intra-op threads (None: torch's default).
+        gpu: train and rank on the first CUDA device.
 
     Returns:
         `users` (test user codes, as `evaluate_model` finds them), `recommended` (users x 20
@@ -173,6 +256,10 @@ def recbole_sasrec(
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
+    # importing `recbole.model.sequential_recommender` runs sine.py, which switches on
+    # autograd's anomaly detection for the whole process: every operation then records its
+    # stack, which made an epoch 5 to 10 times slower and changes no number
+    torch.autograd.set_detect_anomaly(False)
     if threads is not None:
         torch.set_num_threads(threads)
     users, items, positions = training_sequences(split.train)
@@ -195,7 +282,7 @@ def recbole_sasrec(
     }
     with tempfile.TemporaryDirectory() as tmp:
         _write_inter(Path(tmp) / "penchant", users, items, positions)
-        settings |= _fixed_settings(Path(tmp))
+        settings |= _fixed_settings(Path(tmp), gpu)
         # RecBole's Config also reads `--key=value` from sys.argv; ours are not for it
         with mock.patch.object(sys, "argv", sys.argv[:1]):
             config = Config(model="SASRec", dataset="penchant", config_dict=settings)
@@ -254,13 +341,13 @@ def _write_inter(folder: Path, users: CodeArray, items: CodeArray, positions: Co
         out.writelines(f"{u}\t{i}\t{p}\n" for u, i, p in zip(users, items, positions, strict=True))
 
 
-def _fixed_settings(tmp: Path) -> dict[str, Any]:
-    """RecBole settings that keep it to our data: CPU, quiet, no filter, no split."""
+def _fixed_settings(tmp: Path, gpu: bool) -> dict[str, Any]:
+    """RecBole settings that keep it to our data: quiet, no filter, no split."""
     return {
         "data_path": str(tmp),
         "checkpoint_dir": str(tmp / "saved"),
-        "gpu_id": "",
-        "use_gpu": False,
+        "gpu_id": "0" if gpu else "",
+        "use_gpu": gpu,
         "reproducibility": True,
         "show_progress": False,
         "worker": 0,
@@ -277,7 +364,7 @@ def _fixed_settings(tmp: Path) -> dict[str, Any]:
 
 def _rank_users(
     model: Any,
-    split: Split,
+    split: Any,
     test_users: CodeArray,
     sequences: tuple[CodeArray, CodeArray],
     code_of: CodeArray,
@@ -307,8 +394,8 @@ def _rank_users(
             seqs, lengths = _input_sequences(block, users, items, internal, max_len)
             batch = Interaction(
                 {model.ITEM_SEQ: torch.from_numpy(seqs), model.ITEM_SEQ_LEN: lengths}
-            )
-            scores = model.full_sort_predict(batch).numpy()
+            ).to(model.device)
+            scores = model.full_sort_predict(batch).cpu().numpy()
             full = np.full((len(block), split.train.n_items), -np.inf, dtype=np.float32)
             full[:, code_of[1:]] = scores[:, 1:]  # items RecBole never saw stay -inf
             recommended[start : start + len(block)] = rank_top(
@@ -384,7 +471,7 @@ def rank_top(scores: np.ndarray[Any, Any], history: sp.csr_matrix, k: int) -> Co
     return out
 
 
-def popularity_check(split: Split) -> dict[str, dict[str, float]]:
+def popularity_check(split: Any) -> dict[str, dict[str, float]]:
     """Popularity's lists and NDCG@10 by this harness and by penchant's `evaluate_model`.
 
     Penchant's `Popular` is fitted and judged by `evaluate_model`; its item scores are then
@@ -393,6 +480,10 @@ def popularity_check(split: Split) -> dict[str, dict[str, float]]:
     side breaks ties its own way; a trending popularity (half-life 365 days) hardly ties,
     so its lists must match.
     """
+    from penchant.evaluation.metrics import ranking_metrics
+    from penchant.evaluation.run import evaluate_model
+    from penchant.models import Popular
+
     out: dict[str, dict[str, float]] = {}
     for label, model in (("counts", Popular()), ("trending", Popular(half_life_days=365.0))):
         result = evaluate_model(model, split, KS)
@@ -425,8 +516,12 @@ def recbole_ndcg(recommended: CodeArray, relevant: sp.csr_matrix, k: int) -> flo
     return float(metric.metric_info(hits, n_relevant)[:, k - 1].mean())
 
 
-def load_split(name: str) -> tuple[Split, dict[str, int]]:
+def load_split(name: str) -> tuple[Any, dict[str, int]]:
     """A dataset read as `penchant evaluate` reads it, split leave-last-out."""
+    from penchant.data import build_dataset
+    from penchant.data.splits import leave_last_out
+    from penchant.jobs.evaluate import EvaluateOptions, load_events
+
     path, fmt = DATASETS[name]
     options = EvaluateOptions(dataset=path, output=Path("unused"), format=fmt)
     with tempfile.TemporaryDirectory() as tmp:
@@ -450,10 +545,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--loss", choices=["CE", "BPR"], default="CE")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--gpu", action="store_true", help="train on the first CUDA device")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--save-split", type=Path, help="write the split's arrays here, and stop")
+    parser.add_argument("--split", type=Path, help="read the split from --save-split's file")
+    parser.add_argument("--save-lists", type=Path, help="write the lists here, unjudged")
+    parser.add_argument("--judge", type=Path, help="judge --save-lists' file: no training")
     args = parser.parse_args(argv)
 
-    split, sizes = load_split(args.dataset)
+    if args.save_split:
+        split, sizes = load_split(args.dataset)
+        arrays = SplitArrays.of(split)
+        SplitArrays(arrays.train, arrays.test, {**arrays.info, **sizes}).save(args.save_split)
+        return
     budget = {
         "max_len": args.max_len or MAX_LEN[args.dataset],
         "dim": args.dim,
@@ -465,39 +569,73 @@ def main(argv: Sequence[str] | None = None) -> None:
         "learning_rate": args.learning_rate,
         "loss": args.loss,
     }
-    run = recbole_sasrec(split, **budget, rng=args.seed, threads=args.threads)
-    # the data and RecBole's run alone: the checks below allocate on their own
-    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.judge:
+        split, sizes = load_split(args.dataset)
+        with np.load(args.judge) as saved:
+            run = json.loads(str(saved["run"]))
+            run["users"], run["recommended"] = saved["users"], saved["recommended"]
+    else:
+        if args.split:
+            split, sizes = SplitArrays.load(args.split), {}
+        else:
+            split, sizes = load_split(args.dataset)
+        run = recbole_sasrec(split, **budget, rng=args.seed, threads=args.threads, gpu=args.gpu)
+        # the data and RecBole's run alone: the checks below allocate on their own
+        run["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        run |= {"budget": budget, "seed": args.seed, "dataset": args.dataset}
+        if args.save_lists:
+            lists = {"users": run.pop("users"), "recommended": run.pop("recommended")}
+            np.savez_compressed(args.save_lists, run=json.dumps(run), **lists)
+            return
+    print(
+        json.dumps(judge(split, sizes, run), indent=2)
+        if args.json
+        else _summary(judge(split, sizes, run))
+    )
+
+
+def judge(split: Any, sizes: dict[str, int], run: dict[str, Any]) -> dict[str, Any]:
+    """The report of one RecBole run: its lists scored by penchant and by RecBole."""
+    from penchant.evaluation.metrics import ranking_metrics
+
     relevant = split.test.matrix[run["users"]]
     metrics = ranking_metrics(run["recommended"], relevant, KS)
-    document = {
-        "dataset": args.dataset,
+    return {
+        "dataset": run["dataset"],
         **sizes,
         "split": split.info,
-        "budget": budget,
-        "seed": args.seed,
-        "ndcg@10": float(metrics["ndcg@10"].mean()),
-        "recall@10": float(metrics["recall@10"].mean()),
-        "ndcg@20": float(metrics["ndcg@20"].mean()),
-        "recall@20": float(metrics["recall@20"].mean()),
+        "budget": run["budget"],
+        "seed": run["seed"],
+        **{
+            key: float(metrics[key].mean())
+            for key in ("ndcg@10", "recall@10", "ndcg@20", "recall@20")
+        },
         "recbole_evaluator_ndcg@10": recbole_ndcg(run["recommended"], relevant, 10),
         "popularity_check": popularity_check(split),
-        "seconds_per_epoch": run["seconds_per_epoch"],
-        "cpu_seconds_per_epoch": run["cpu_seconds_per_epoch"],
-        "fit_seconds": run["fit_seconds"],
-        "rank_seconds": run["rank_seconds"],
-        "last_epoch_loss": run["last_epoch_loss"],
-        "peak_rss_mib": peak_rss_mib,
-        "info": run["info"],
+        **{
+            key: run[key]
+            for key in (
+                "seconds_per_epoch",
+                "cpu_seconds_per_epoch",
+                "fit_seconds",
+                "rank_seconds",
+                "last_epoch_loss",
+                "peak_rss_mib",
+                "info",
+            )
+        },
     }
-    if args.json:
-        print(json.dumps(document, indent=2))
-        return
-    for key in ("ndcg@10", "recall@10", "ndcg@20", "recbole_evaluator_ndcg@10"):
-        print(f"{key:>26}: {document[key]:.4f}")
-    print(f"{'seconds per epoch':>26}: {document['seconds_per_epoch']:.1f}")
-    print(f"{'peak RSS (MiB)':>26}: {document['peak_rss_mib']:.0f}")
-    print(f"{'popularity check':>26}: {document['popularity_check']}")
+
+
+def _summary(document: dict[str, Any]) -> str:
+    lines = [
+        f"{key:>26}: {document[key]:.4f}"
+        for key in ("ndcg@10", "recall@10", "ndcg@20", "recbole_evaluator_ndcg@10")
+    ]
+    lines.append(f"{'seconds per epoch':>26}: {document['seconds_per_epoch']:.1f}")
+    lines.append(f"{'peak RSS (MiB)':>26}: {document['peak_rss_mib']:.0f}")
+    lines.append(f"{'popularity check':>26}: {document['popularity_check']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

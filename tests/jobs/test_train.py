@@ -209,3 +209,31 @@ def test_one_training_at_a_time_per_tenant(tmp_path: Path, stored: list[Event]) 
         with registry.training(), pytest.raises(Conflict, match="another training"):
             train(settings, store)
         assert train(settings, store).activated  # the lock is released
+
+
+def test_the_hybrid_learns_from_the_lists_the_store_logged(tmp_path: Path) -> None:
+    """A simulated world's history (served lists, then reactions carrying their request
+    ids): training reads the impressions back from the store and the ranker learns from them."""
+    pytest.importorskip("lightgbm", reason="the hybrid ranker needs penchant[rank]")
+    from penchant.ingest.world import World, WorldConfig
+
+    world = World.generate(WorldConfig(n_users=200, n_items=300, n_categories=6, days=10, seed=0))
+    settings = data_dir(tmp_path, [])
+    hybrid = {
+        "members": ["ials", "itemknn", "popular"],
+        "candidates": 15,
+        "trees": 30,
+        "threads": 1,
+    }
+    with opened_store(settings) as store:
+        for table in world.events():
+            store.events.append_table(settings.tenant, table)
+        result = train(settings, store, models=["hybrid", "popular"], params={"hybrid": hybrid})
+
+    entries = result.manifest["models"]
+    assert entries["hybrid"]["trained_on"] == "impressions"
+    assert "trained_on" not in entries["popular"]
+    model = ModelRegistry.of(settings).load().models["hybrid"]
+    assert getattr(model, "trained_on_", None) == "impressions"
+    ids, _ = model.recommend(["u000001"], k=5)
+    assert len(set(ids[0].tolist())) == 5

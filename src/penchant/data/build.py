@@ -100,13 +100,45 @@ def _weighted_chunk(table: pa.Table, rules: Weighting) -> pa.Table:
     if pa.types.is_timestamp(ts.type):
         # safe=False truncates nanoseconds instead of failing on them
         ts = pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC"), safe=False), pa.int64())
+    weight, keep_np = counted_weights(table, rules)
+    keep_np &= np.asarray(
+        pc.and_(
+            pc.and_(pc.is_valid(table.column("user_id")), pc.is_valid(table.column("item_id"))),
+            pc.is_valid(ts),
+        ).to_numpy(zero_copy_only=False),
+        dtype=bool,
+    )
+    mask = pa.array(keep_np)
+    return pa.table(
+        {
+            "user_id": pc.cast(table.column("user_id"), pa.string()).filter(mask),
+            "item_id": pc.cast(table.column("item_id"), pa.string()).filter(mask),
+            "type": pc.cast(table.column("type"), pa.string()).filter(mask),
+            "weight": pa.array(weight[keep_np], pa.float64()),
+            "ts": pc.cast(ts, pa.int64()).filter(mask),
+        }
+    )
+
+
+def counted_weights(
+    table: pa.Table, rules: Weighting
+) -> tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.bool_]]]:
+    """Each event's weight under the rules, and whether it counts as positive feedback.
+
+    Only the `type` and `value` columns are read (users, items and times are not checked).
+
+    Args:
+        table: events with a `type` and, for ratings and dwell, a `value` column.
+        rules: the weighting.
+
+    Returns:
+        The weight of each row before any time decay, and a mask of the rows that count
+        (a counted type, past the rating and dwell thresholds, weight above 0).
+    """
+    names = set(table.column_names)
     types = pc.cast(table.column("type"), pa.string())
     positive = rules.positive_types
     type_index = pc.index_in(types, value_set=pa.array(positive, pa.string()))
-    keep = pc.and_(
-        pc.and_(pc.is_valid(table.column("user_id")), pc.is_valid(table.column("item_id"))),
-        pc.and_(pc.is_valid(type_index), pc.is_valid(ts)),
-    )
     value = (
         pc.cast(table.column("value"), pa.float64())
         if "value" in names
@@ -117,7 +149,7 @@ def _weighted_chunk(table: pa.Table, rules: Weighting) -> pa.Table:
         np.asarray(type_index.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
     ]
     v = np.asarray(pc.fill_null(value, np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
-    keep_np = np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)
+    keep_np = np.asarray(pc.is_valid(type_index).to_numpy(zero_copy_only=False), dtype=bool)
     types_np = (
         types.to_numpy(zero_copy_only=False)
         if "dwell" in positive or "rating" in positive
@@ -136,16 +168,7 @@ def _weighted_chunk(table: pa.Table, rules: Weighting) -> pa.Table:
             scale = np.clip(np.nan_to_num(v, nan=0.0) / rules.dwell_saturation_seconds, 0.0, 1.0)
             weight = np.where(is_dwell, weight * scale, weight)
     keep_np &= weight > 0
-    mask = pa.array(keep_np)
-    return pa.table(
-        {
-            "user_id": pc.cast(table.column("user_id"), pa.string()).filter(mask),
-            "item_id": pc.cast(table.column("item_id"), pa.string()).filter(mask),
-            "type": types.filter(mask),
-            "weight": pa.array(weight[keep_np], pa.float64()),
-            "ts": pc.cast(ts, pa.int64()).filter(mask),
-        }
-    )
+    return weight, keep_np
 
 
 def _aggregate(

@@ -9,12 +9,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from penchant.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from penchant.data.impressions import ImpressionLog
 
 _MICROS_PER_DAY = 86_400 * 1_000_000
 IntArray = np.ndarray[Any, np.dtype[np.int32]]
@@ -43,6 +46,10 @@ class Dataset:
             What content models read; see `with_item_texts`.
         item_categories: (items x categories) 0/1 matrix of each item's categories, or None
             when the catalog gave none.
+        impressions: the logged lists people were shown and what they took from them, over
+            these vocabularies, or None; see `with_impressions`. `subset` (and so every
+            split) leaves it out: impressions newer than a training side would tell it
+            about the test period.
     """
 
     user_ids: StrArray
@@ -54,6 +61,7 @@ class Dataset:
     last_ts: LongArray
     item_texts: StrArray | None = None
     item_categories: sp.csr_matrix | None = None
+    impressions: ImpressionLog | None = None
 
     @classmethod
     def from_arrays(
@@ -134,7 +142,7 @@ class Dataset:
         return np.bincount(self.users, minlength=self.n_users).astype(np.int64)
 
     def subset(self, mask: np.ndarray[Any, np.dtype[np.bool_]]) -> Dataset:
-        """The pairs where `mask` is true, over the same vocabularies."""
+        """The pairs where `mask` is true, over the same vocabularies, without impressions."""
         return Dataset(
             user_ids=self.user_ids,
             item_ids=self.item_ids,
@@ -175,6 +183,21 @@ class Dataset:
             )
             labels.data[:] = 1.0  # a category listed twice is still one
         return dataclasses.replace(self, item_texts=column, item_categories=labels)
+
+    def with_impressions(self, log: ImpressionLog | None) -> Dataset:
+        """The same pairs with a log of impressions and outcomes (None: without one).
+
+        Raises:
+            InvalidInput: the log's codes do not fit these vocabularies (it was built over
+                another dataset).
+        """
+        if log is not None and len(log):
+            users_ok = log.users.min() >= 0 and log.users.max() < self.n_users
+            if not (users_ok and log.items.min() >= 0 and log.items.max() < self.n_items):
+                raise InvalidInput(
+                    "impressions: user or item codes outside the vocabularies", field="impressions"
+                )
+        return dataclasses.replace(self, impressions=log)
 
     def with_recency(self, half_life_days: float | None) -> Dataset:
         """The same pairs with each user's older items weighted down.

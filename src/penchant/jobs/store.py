@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import chain
 
-from penchant.data import Dataset
+from penchant.data import Dataset, Weighting, impression_log
 from penchant.errors import InvalidInput
 from penchant.models.text import item_text
 from penchant.privacy.hashing import Hasher, load_secret
 from penchant.privacy.pseudonyms import Pseudonyms, check_store
 from penchant.settings import Settings
-from penchant.store import Store, TombstoneHash, open_store
+from penchant.store import EventFilter, Store, TombstoneHash, open_store
 
 
 def settings_hasher(settings: Settings) -> Hasher:
@@ -77,3 +78,21 @@ def with_catalog(data: Dataset, store: Store, tenant: str) -> Dataset:
         return data.with_item_texts(texts, categories)
     except InvalidInput:
         return data
+
+
+def with_impression_log(
+    data: Dataset, store: Store, tenant: str, weighting: Weighting | None = None
+) -> Dataset:
+    """`data` with the log of the tenant's served lists and what people took from them.
+
+    The impressions and the positive events are read a page at a time (see
+    `penchant.data.impression_log`; people and items outside `data`, such as people without
+    consent, are left out). Data is returned unchanged when no stored impression is of a
+    person and item of it.
+    """
+    rules = weighting or Weighting()
+    if store.events.count(tenant, EventFilter(types=("impression",))) == 0:
+        return data
+    where = EventFilter(types=("impression", *rules.positive_types))
+    log = impression_log(chain.from_iterable(store.events.scan(tenant, where)), data, rules)
+    return data.with_impressions(log) if len(log) else data

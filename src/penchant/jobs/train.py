@@ -27,7 +27,7 @@ from penchant.errors import InvalidInput, PenchantError
 from penchant.evaluation.run import evaluate_model
 from penchant.jobs.consent import without_consent_to
 from penchant.jobs.registry import EXCLUSIONS, INDEX, MANIFEST, ModelRegistry, new_version
-from penchant.jobs.store import with_catalog
+from penchant.jobs.store import with_catalog, with_impression_log
 from penchant.models import MODELS, Blend, Recommender, create_model
 from penchant.models.ann import ItemIndex
 from penchant.models.arrays import save_arrays
@@ -125,10 +125,15 @@ def train(
         left_out: set[str] = set()
         consenting = without.filter(store.events.interactions(tenant), left_out)
         excluding: list[pa.Table] = []  # purchases and dismissals, kept in the same pass
-        data = build_dataset(_keeping(consenting, excluding), Weighting())
+        weighting = Weighting()
+        data = build_dataset(_keeping(consenting, excluding), weighting)
         if any(_build(name, chosen).wants_text() for name in names):
             show("reading the items' texts")
             data = with_catalog(data, store, tenant)
+        if any(_wants_impressions(_build(name, chosen)) for name in names):
+            # the offline metrics below still judge a held-out split: splits drop the log
+            show("reading the served lists and their outcomes")
+            data = with_impression_log(data, store, tenant, weighting)
         entries: dict[str, dict[str, Any]] = {}
         the_split, why_not = _offline_split(data)
         for name in names:
@@ -150,6 +155,8 @@ def train(
                 model.fit(data)
                 entries[name]["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
                 entries[name]["class"] = type(model).__name__
+                if hasattr(model, "trained_on_"):
+                    entries[name]["trained_on"] = model.trained_on_
                 model.save(staging / name)
                 _save_index(model, staging / name, settings.serving, show)
             show("recording purchases and dismissals")
@@ -230,6 +237,11 @@ def _build(name: str, params: Mapping[str, Mapping[str, Any]]) -> Recommender:
         return create_model(name, **params[name])
     members = [_build(m, params) for m in params if m != Blend.name]
     return create_model(name, **{**params[name], "models": members})
+
+
+def _wants_impressions(model: Recommender) -> bool:
+    """Whether a model learns from logged impressions when there are some (the hybrid)."""
+    return bool(getattr(model, "wants_impressions", lambda: False)())
 
 
 def _offline_split(data: Dataset) -> tuple[Split | None, str]:

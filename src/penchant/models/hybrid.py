@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from penchant.data import Dataset
+from penchant.data import Dataset, ImpressionLog
 from penchant.errors import ConfigError, InvalidInput
 from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray, mask_entries
 from penchant.models.features import (
@@ -47,16 +47,29 @@ class Hybrid(Recommender):
     affinity to the item's categories, text similarity to their latest items, history
     length, and request context). Items no member proposed rank below every candidate.
 
-    Training without logged impressions: each person's newest `label_fraction` of their
-    training pairs is held out, the members are fitted on the rest, and the ranker learns
-    to put the held-out items first among the candidates; then the members are fitted again
-    on all the training pairs.
+    Training on logged impressions (`Dataset.impressions` with at least
+    `min_impression_groups` served lists in which the person took at least one item and
+    left at least one): the newest `label_fraction` of those lists are the labels. The
+    members are fitted on the pairs that began before the oldest of them, and the ranker
+    learns to put first, in each such list, the items the person took, with the features
+    the list had when it was shown (its time and device, the person's history before
+    that cut; each item scored and ranked among the members' top candidates plus the
+    list, as serving would). Items the person already had are left out of each list, as
+    serving never proposes them.
+
+    Training without logged impressions (or too few): each person's newest
+    `label_fraction` of their training pairs is held out, the members are fitted on the
+    rest, and the ranker learns to put the held-out items first among the candidates.
+
+    Either way the members are then fitted again on all the training pairs; `trained_on_`
+    says which way the ranker learned ("impressions" or "held-out").
 
     Args:
         members: the candidate models by name; `content` is left out when the items have no
             texts.
         candidates: items each member proposes per person.
-        label_fraction: each person's newest share of pairs the ranker learns from.
+        label_fraction: the newest share of each person's pairs, or of the usable served
+            lists, the ranker learns from.
         max_users: people the ranker learns from at most (drawn with `rng`).
         trees: boosting rounds.
         learning_rate: the boosting learning rate.
@@ -65,6 +78,7 @@ class Hybrid(Recommender):
         threads: LightGBM threads (None: its default).
         member_params: hyperparameters of members by name (e.g. what `auto` tuned); a
             member not named has its defaults.
+        min_impression_groups: usable served lists needed to train on impressions.
     """
 
     name = "hybrid"
@@ -73,6 +87,7 @@ class Hybrid(Recommender):
     ranker_: Any
     stats_: ItemStats
     recent_: sp.csr_matrix
+    trained_on_: str
 
     def __init__(
         self,
@@ -86,6 +101,7 @@ class Hybrid(Recommender):
         rng: int = 0,
         threads: int | None = None,
         member_params: Mapping[str, Mapping[str, Any]] | None = None,
+        min_impression_groups: int = 200,
     ) -> None:
         self.members = members
         self.candidates = candidates
@@ -97,10 +113,15 @@ class Hybrid(Recommender):
         self.rng = rng
         self.threads = threads
         self.member_params = member_params
+        self.min_impression_groups = min_impression_groups
 
     def wants_text(self) -> bool:
         """Whether the content model is a member (the hybrid fits without it too)."""
         return "content" in self.members
+
+    def wants_impressions(self) -> bool:
+        """Whether fitting uses `Dataset.impressions` when there are some (it does)."""
+        return True
 
     # -- fitting ---------------------------------------------------------------------------
     def _check(self) -> None:
@@ -120,7 +141,7 @@ class Hybrid(Recommender):
             raise InvalidInput("candidates: must be at least 1", field="candidates")
         if not 0 < self.label_fraction < 1:
             raise InvalidInput("label_fraction: must be between 0 and 1", field="label_fraction")
-        for name in ("max_users", "trees", "leaves"):
+        for name in ("max_users", "trees", "leaves", "min_impression_groups"):
             if getattr(self, name) < 1:
                 raise InvalidInput(f"{name}: must be at least 1", field=name)
         if not self.learning_rate > 0:
@@ -142,31 +163,13 @@ class Hybrid(Recommender):
     def _fit(self, data: Dataset) -> None:
         self._check()
         lightgbm = _lightgbm()
-        inner, labels = _hold_out_newest(data, self.label_fraction)
-        if len(inner) == 0 or len(labels) == 0:
-            raise InvalidInput("hybrid: too few interactions per person to learn a ranker from")
-        gen = np.random.default_rng(self.rng)
-        people = np.unique(labels.users)
-        if len(people) > self.max_users:
-            people = np.sort(gen.choice(people, size=self.max_users, replace=False))
-        # 1. members on the older pairs; features of their candidates; held-out pairs label
-        self.members_ = {n: m.fit(inner) for n, m in self._new_members(data).items()}
-        self.stats_ = ItemStats.of(inner)
-        self.recent_ = _recent_items(inner)
-        self._set_vectors()
-        held = labels.matrix
-        blocks, targets, groups = [], [], []
-        step = 256
-        for start in range(0, len(people), step):
-            users = people[start : start + step].astype(np.int64)
-            for row, (cands, feats) in enumerate(self._candidates(users, inner.matrix[users])):
-                truth = np.isin(cands, held[users[row]].indices).astype(np.int32)
-                if truth.any():
-                    blocks.append(feats)
-                    targets.append(truth)
-                    groups.append(len(cands))
-        if not groups:
-            raise InvalidInput("hybrid: no held-out item is among the members' candidates")
+        # 1. members on the older pairs; features of their candidates, labelled by what was
+        # taken from a served list or by the held-out newest pairs
+        rows = None
+        if data.impressions is not None:
+            rows = _impression_rows(self, data, data.impressions)
+        self.trained_on_ = "impressions" if rows is not None else "held-out"
+        blocks, targets, groups = rows if rows is not None else _held_out_rows(self, data)
         params = {
             "objective": "lambdarank",
             "n_estimators": self.trees,
@@ -206,35 +209,37 @@ class Hybrid(Recommender):
         history = sp.csr_matrix(history)
         if recent is None:
             recent = self._recent_rows(users, history)
-        names = list(self.members_)
-        scores = []
-        for name in names:
-            block = self.members_[name].scores(users, history)
-            mask_entries(block, history)
-            scores.append(block)
-        n = min(self.candidates, scores[0].shape[1])
+        scores = self._member_scores(users, history)
         out = []
         for row in range(len(users)):
-            tops = [np.argpartition(-s[row], n - 1)[:n] for s in scores]
-            cands = np.unique(np.concatenate(tops))
+            cands = np.unique(self._tops(scores, row))
             cands = cands[np.isfinite(scores[0][row, cands])]
-            profile = None
-            if self._vectors is not None and recent[row].nnz:
-                mean = self._vectors[recent[row].indices].mean(axis=0)
-                norm = float(np.linalg.norm(mean))
-                profile = mean / norm if norm > 0 else None
             feats = candidate_features(
                 cands,
                 [s[row, cands] for s in scores],
                 self.stats_,
                 history[row],
                 now_us=self.stats_.data_end if now_us is None else now_us,
-                recent_profile=profile,
+                recent_profile=_recent_profile(self._vectors, recent[row]),
                 item_vectors=self._vectors,
                 context=context,
             )
             out.append((cands.astype(np.int64), feats))
         return out
+
+    def _member_scores(self, users: CodeArray, history: sp.csr_matrix) -> list[ScoreArray]:
+        """Each member's scores of every item, the history's items at -inf."""
+        scores = []
+        for member in self.members_.values():
+            block = member.scores(users, history)
+            mask_entries(block, history)
+            scores.append(block)
+        return scores
+
+    def _tops(self, scores: list[ScoreArray], row: int) -> CodeArray:
+        """Each member's top `candidates` items of a row, concatenated (repeats kept)."""
+        n = min(self.candidates, scores[0].shape[1])
+        return np.concatenate([np.argpartition(-s[row], n - 1)[:n] for s in scores])
 
     def _recent_rows(self, users: CodeArray, history: sp.csr_matrix) -> sp.csr_matrix:
         """Each person's latest items: the stored ones of a trained person whose history is
@@ -299,7 +304,11 @@ class Hybrid(Recommender):
         return cands[order], scores[order]
 
     def feature_importance(self) -> dict[str, float]:
-        """Each feature's total gain in the ranker."""
+        """Each feature's total gain in the ranker.
+
+        The context features (hour, weekday, device) can gain only where the ranker learned
+        from impressions (`trained_on_`): held-out pairs have no request context.
+        """
         self._check_fitted()
         gains = self.ranker_.feature_importance(importance_type="gain")
         names = feature_names(list(self.members_), content=self._vectors is not None)
@@ -323,7 +332,11 @@ class Hybrid(Recommender):
         (path / "ranker.txt").write_text(self.ranker_.model_to_string())
 
     def _meta(self) -> dict[str, Any]:
-        return {"fitted_members": list(self.members_), "data_end": self.stats_.data_end}
+        return {
+            "fitted_members": list(self.members_),
+            "data_end": self.stats_.data_end,
+            "trained_on": self.trained_on_,
+        }
 
     def _arrays(self) -> Arrays:
         stats = self.stats_
@@ -353,6 +366,7 @@ class Hybrid(Recommender):
         self.ranker_ = _lightgbm().Booster(model_str=(path / "ranker.txt").read_text())
         super()._load_state(path, meta)
         self._set_vectors()
+        self.trained_on_ = str(meta.get("trained_on", "held-out"))  # older artifacts: held-out
 
     def _restore(self, arrays: Mapping[str, np.ndarray[Any, Any]], meta: Mapping[str, Any]) -> None:
         categories = None
@@ -401,3 +415,143 @@ def _recent_items(data: Dataset) -> sp.csr_matrix:
         (np.ones(len(keep), np.float32), (data.users[keep], data.items[keep])),
         shape=(data.n_users, data.n_items),
     )
+
+
+#: What the ranker learns from: feature blocks, their 0/1 labels, and the size of each list.
+_Rows = tuple[list[FloatArray], list[np.ndarray[Any, np.dtype[np.int32]]], list[int]]
+
+
+def _held_out_rows(model: Hybrid, data: Dataset) -> _Rows:
+    """Fit the members on each person's older pairs; the candidates of people with held-out
+    pairs, labelled by whether they are among them."""
+    inner, labels = _hold_out_newest(data, model.label_fraction)
+    if len(inner) == 0 or len(labels) == 0:
+        raise InvalidInput("hybrid: too few interactions per person to learn a ranker from")
+    gen = np.random.default_rng(model.rng)
+    people = np.unique(labels.users)
+    if len(people) > model.max_users:
+        people = np.sort(gen.choice(people, size=model.max_users, replace=False))
+    model.members_ = {n: m.fit(inner) for n, m in model._new_members(data).items()}
+    model.stats_ = ItemStats.of(inner)
+    model.recent_ = _recent_items(inner)
+    model._set_vectors()
+    held = labels.matrix
+    blocks, targets, groups = [], [], []
+    step = 256
+    for start in range(0, len(people), step):
+        users = people[start : start + step].astype(np.int64)
+        for row, (cands, feats) in enumerate(model._candidates(users, inner.matrix[users])):
+            truth = np.isin(cands, held[users[row]].indices).astype(np.int32)
+            if truth.any():
+                blocks.append(feats)
+                targets.append(truth)
+                groups.append(len(cands))
+    if not groups:
+        raise InvalidInput("hybrid: no held-out item is among the members' candidates")
+    return blocks, targets, groups
+
+
+def _impression_rows(model: Hybrid, data: Dataset, log: ImpressionLog) -> _Rows | None:
+    """Fit the members on the pairs before the newest `label_fraction` of the usable served
+    lists; those lists' items, labelled by whether the person took them.
+
+    None (and the held-out way instead) when there are fewer than `min_impression_groups`
+    usable lists, no pair before them, or no list keeps a taken and an ignored item once
+    the items the person already had are left out.
+    """
+    usable = log.usable_groups()
+    if len(usable) < model.min_impression_groups:
+        return None
+    times = log.group_times()
+    n_labelled = max(1, int(len(usable) * model.label_fraction))
+    cutoff = int(np.sort(times[usable])[-n_labelled])
+    inner = data.subset(data.first_ts < cutoff)
+    if len(inner) == 0:
+        return None
+    labelled = usable[times[usable] >= cutoff]
+    order = np.argsort(log.groups, kind="stable")
+    starts = np.searchsorted(log.groups[order], labelled)
+    ends = np.searchsorted(log.groups[order], labelled, side="right")
+    owner = log.users[order[starts]]  # a list is one person's
+    people = np.unique(owner)
+    if len(people) > model.max_users:
+        gen = np.random.default_rng(model.rng)
+        people = np.sort(gen.choice(people, size=model.max_users, replace=False))
+    model.members_ = {n: m.fit(inner) for n, m in model._new_members(data).items()}
+    model.stats_ = ItemStats.of(inner)
+    model.recent_ = _recent_items(inner)
+    model._set_vectors()
+    by_person = np.argsort(owner, kind="stable")
+    blocks, targets, groups = [], [], []
+    step = 256
+    for start in range(0, len(people), step):
+        users = people[start : start + step].astype(np.int64)
+        lists: list[_Listed] = []
+        labels = []
+        for g in by_person[np.isin(owner[by_person], users)]:
+            rows = order[starts[g] : ends[g]]
+            at = int(times[labelled[g]])
+            row = int(np.searchsorted(users, owner[g]))
+            lists.append((row, log.items[rows], at, context_values(at, log.devices[rows[0]])))
+            labels.append(log.labels[rows].astype(np.int32))
+        for (kept, feats), truth in zip(
+            _listed_features(model, users, inner.matrix[users], lists), labels, strict=True
+        ):
+            truth = truth[kept]
+            if truth.any() and not truth.all():
+                blocks.append(feats)
+                targets.append(truth)
+                groups.append(len(truth))
+    return (blocks, targets, groups) if groups else None
+
+
+#: One served list to compute features for: the person's row in the batch, the items shown,
+#: when (microseconds), and the request's context (`context_values`).
+_Listed = tuple[int, CodeArray, int, tuple[float, float, float]]
+
+
+def _listed_features(
+    model: Hybrid, users: CodeArray, history: sp.csr_matrix, lists: Sequence[_Listed]
+) -> list[tuple[np.ndarray[Any, np.dtype[np.bool_]], FloatArray]]:
+    """Per list: which of its items serving could propose, and their feature rows.
+
+    The features are those `Hybrid._candidates` gives the same items for the same person,
+    time and context: each item is scored and ranked among the union of the members' top
+    `candidates` and the list's items, so a member's rank means what it means at serving.
+    Items of the person's history are not proposable (serving leaves them out).
+    """
+    history = sp.csr_matrix(history)
+    recent = model._recent_rows(users, history)
+    scores = model._member_scores(users, history)
+    tops: dict[int, CodeArray] = {}
+    profiles: dict[int, FloatArray | None] = {}
+    out = []
+    for row, items, now_us, context in lists:
+        if row not in tops:
+            tops[row] = model._tops(scores, row)
+            profiles[row] = _recent_profile(model._vectors, recent[row])
+        cands = np.unique(np.concatenate([tops[row], items]))
+        cands = cands[np.isfinite(scores[0][row, cands])]
+        feats = candidate_features(
+            cands,
+            [s[row, cands] for s in scores],
+            model.stats_,
+            history[row],
+            now_us=now_us,
+            recent_profile=profiles[row],
+            item_vectors=model._vectors,
+            context=context,
+        )
+        at = np.minimum(np.searchsorted(cands, items), max(len(cands) - 1, 0))
+        kept = (cands[at] == items) if len(cands) else np.zeros(len(items), dtype=bool)
+        out.append((kept, feats[at[kept]]))
+    return out
+
+
+def _recent_profile(vectors: FloatArray | None, recent: sp.csr_matrix) -> FloatArray | None:
+    """The unit mean text vector of a person's recent items (None without texts or items)."""
+    if vectors is None or not recent.nnz:
+        return None
+    mean = vectors[recent.indices].mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 else None

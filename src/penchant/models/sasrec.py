@@ -112,7 +112,7 @@ class SASRec(Recommender):
         epochs: int = 20,
         batch_size: int = 128,
         learning_rate: float = 1e-3,
-        negatives: int = 256,
+        negatives: int = 1024,
         gbce_t: float = 0.75,
         rng: int | None = 0,
         threads: int | None = None,

@@ -43,13 +43,11 @@ def _log(message: str) -> None:
 
 def load(name: str) -> Any:
     """The dataset as `penchant evaluate --format <preset>` builds it."""
-    from penchant.data import build_dataset
-    from penchant.jobs.evaluate import EvaluateOptions, load_events
+    from penchant.jobs.evaluate import EvaluateOptions, read_dataset
 
     path, preset = DATASETS[name]
     options = EvaluateOptions(dataset=path, output=Path(tempfile.gettempdir()), format=preset)
-    with tempfile.TemporaryDirectory() as tmp:
-        return build_dataset(load_events(options, Path(tmp) / "rejects.jsonl"))
+    return read_dataset(options)[0]
 
 
 def judged(model: Any, split: Any, label: str) -> dict[str, Any]:

@@ -518,14 +518,12 @@ def recbole_ndcg(recommended: CodeArray, relevant: sp.csr_matrix, k: int) -> flo
 
 def load_split(name: str) -> tuple[Any, dict[str, int]]:
     """A dataset read as `penchant evaluate` reads it, split leave-last-out."""
-    from penchant.data import build_dataset
     from penchant.data.splits import leave_last_out
-    from penchant.jobs.evaluate import EvaluateOptions, load_events
+    from penchant.jobs.evaluate import EvaluateOptions, read_dataset
 
     path, fmt = DATASETS[name]
     options = EvaluateOptions(dataset=path, output=Path("unused"), format=fmt)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = build_dataset(load_events(options, Path(tmp) / "rejects.jsonl"), options.weighting)
+    data = read_dataset(options)[0]
     sizes = {"users": data.n_users, "items": data.n_items, "pairs": len(data)}
     return leave_last_out(data), sizes
 

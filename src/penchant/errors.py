@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 
 class PenchantError(Exception):
     """Base of every error Penchant raises on purpose.
@@ -75,6 +78,27 @@ class ConfigError(PenchantError):
     """A configuration that cannot be used."""
 
     code = "config_error"
+
+
+def import_extra(module: str, extra: str, needs: str, *, field: str | None = "models") -> Any:
+    """Import an optional dependency on first use, or name the extra that installs it.
+
+    Args:
+        module: the module to import, e.g. `torch`.
+        extra: the penchant extra that installs it, e.g. `deep`.
+        needs: what needs it, to open the message (e.g. "the sasrec model").
+        field: the input field the error names.
+
+    Raises:
+        ConfigError: the module is not installed.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"{needs}: needs the penchant[{extra}] extra (pip install 'penchant[{extra}]')",
+            field=field,
+        ) from exc
 
 
 class StoreError(PenchantError):

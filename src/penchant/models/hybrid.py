@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from penchant.data import Dataset, ImpressionLog
-from penchant.errors import ConfigError, InvalidInput
+from penchant.errors import InvalidInput, import_extra
 from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray, mask_entries
 from penchant.models.features import (
     FloatArray,
@@ -28,14 +28,8 @@ RECENT_ITEMS = 5
 
 
 def _lightgbm() -> Any:
-    try:
-        import lightgbm
-    except ImportError as exc:
-        raise ConfigError(
-            "the hybrid ranker needs the penchant[rank] extra (pip install 'penchant[rank]')",
-            field="models",
-        ) from exc
-    return lightgbm
+    """The lightgbm module, imported on first use."""
+    return import_extra("lightgbm", "rank", "the hybrid ranker")
 
 
 class Hybrid(Recommender):
@@ -211,21 +205,40 @@ class Hybrid(Recommender):
             recent = self._recent_rows(users, history)
         scores = self._member_scores(users, history)
         out = []
+        when = self.stats_.data_end if now_us is None else now_us
         for row in range(len(users)):
-            cands = np.unique(self._tops(scores, row))
-            cands = cands[np.isfinite(scores[0][row, cands])]
-            feats = candidate_features(
-                cands,
-                [s[row, cands] for s in scores],
-                self.stats_,
-                history[row],
-                now_us=self.stats_.data_end if now_us is None else now_us,
-                recent_profile=_recent_profile(self._vectors, recent[row]),
-                item_vectors=self._vectors,
-                context=context,
+            profile = _recent_profile(self._vectors, recent[row])
+            cands, feats = self._row_features(
+                self._tops(scores, row), scores, row, history[row], when, profile, context
             )
-            out.append((cands.astype(np.int64), feats))
+            out.append((cands, feats))
         return out
+
+    def _row_features(
+        self,
+        proposed: CodeArray,
+        scores: list[ScoreArray],
+        row: int,
+        history: sp.csr_matrix,
+        now_us: int,
+        profile: FloatArray | None,
+        context: tuple[float, float, float],
+    ) -> tuple[CodeArray, FloatArray]:
+        """The distinct proposed items a row can take (not in its history) and their
+        features: what training, evaluation and serving all compute per person."""
+        cands = np.unique(proposed)
+        cands = cands[np.isfinite(scores[0][row, cands])].astype(np.int64)
+        feats = candidate_features(
+            cands,
+            [s[row, cands] for s in scores],
+            self.stats_,
+            history,
+            now_us=now_us,
+            recent_profile=profile,
+            item_vectors=self._vectors,
+            context=context,
+        )
+        return cands, feats
 
     def _member_scores(self, users: CodeArray, history: sp.csr_matrix) -> list[ScoreArray]:
         """Each member's scores of every item, the history's items at -inf."""
@@ -530,17 +543,9 @@ def _listed_features(
         if row not in tops:
             tops[row] = model._tops(scores, row)
             profiles[row] = _recent_profile(model._vectors, recent[row])
-        cands = np.unique(np.concatenate([tops[row], items]))
-        cands = cands[np.isfinite(scores[0][row, cands])]
-        feats = candidate_features(
-            cands,
-            [s[row, cands] for s in scores],
-            model.stats_,
-            history[row],
-            now_us=now_us,
-            recent_profile=profiles[row],
-            item_vectors=model._vectors,
-            context=context,
+        proposed = np.concatenate([tops[row], items])
+        cands, feats = model._row_features(
+            proposed, scores, row, history[row], now_us, profiles[row], context
         )
         at = np.minimum(np.searchsorted(cands, items), max(len(cands) - 1, 0))
         kept = (cands[at] == items) if len(cands) else np.zeros(len(items), dtype=bool)

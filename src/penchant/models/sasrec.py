@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from penchant.data import Dataset
-from penchant.errors import ConfigError, InvalidInput
+from penchant.errors import InvalidInput, import_extra
 from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray, unit_cosines
 
 if TYPE_CHECKING:
@@ -29,14 +29,7 @@ _NET = "net__"
 
 def _torch() -> Any:
     """The torch module, imported on first use."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise ConfigError(
-            "the sasrec model needs the penchant[deep] extra (pip install 'penchant[deep]')",
-            field="models",
-        ) from exc
-    return torch
+    return import_extra("torch", "deep", "the sasrec model")
 
 
 class SASRec(Recommender):

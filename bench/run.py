@@ -117,9 +117,18 @@ def http_markdown(runs: list[dict[str, Any]]) -> str:
 
 def model_runs() -> None:
     """The model benchmark against peer libraries, training at scale, item text embedding
-    throughput, and cold items against a TF-IDF baseline (their own scripts)."""
+    throughput, cold items against a TF-IDF baseline, the learned ranker's serving latency,
+    and what served lists teach it on the simulated world (their own scripts)."""
     here = Path(__file__).resolve().parent
-    for script in ("models_bench.py", "scale_models.py", "embed_bench.py", "cold_start_bench.py"):
+    scripts = (
+        "models_bench.py",
+        "scale_models.py",
+        "embed_bench.py",
+        "cold_start_bench.py",
+        "ranker_bench.py",
+        "impression_bench.py",
+    )
+    for script in scripts:
         subprocess.run([sys.executable, str(here / script)], check=True)
 
 

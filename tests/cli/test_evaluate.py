@@ -116,6 +116,8 @@ def test_headerless_file_with_named_columns(tmp_path: Path) -> None:
         (["--k", "10,x"], "--k"),
         (["--k", "0"], "--k"),
         (["--test-fraction", "1.5"], "test_fraction"),
+        (["--models", "auto", "--auto-models", "ease,hybrid"], "cannot tune hybrid"),
+        (["--models", "ease", "--auto-models", "ease"], "only with --models auto"),
     ],
 )
 def test_bad_options_get_one_line(
@@ -140,6 +142,7 @@ def test_movielens_folder_with_auto(tmp_path: Path) -> None:
     result = invoke(
         "evaluate", "--dataset", folder, "--format", "movielens-100k", "--models",
         "popular,auto", "--trials", "2", "--k", "10", "--output", out, "--json",
+        "--auto-models", "popular,itemknn,ials,ease,session-knn",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)

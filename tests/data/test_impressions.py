@@ -116,6 +116,14 @@ def test_groups_are_lists_in_time_order_and_unknowns_are_dropped() -> None:
     # each of the two lists with a request id has one taken and one ignored item
     usable = log.usable_groups()
     assert len(usable) == 2 and 0 in usable
+    # each row keeps its place in its list; the first of a repeated item stays
+    places = {
+        (str(data.item_ids[i]), int(g)): int(p)
+        for i, g, p in zip(log.items, log.groups, log.positions, strict=True)
+    }
+    assert places[("a", 0)] == 0 and places[("b", 0)] == 1
+    mine = int(log.groups[log.users == 0].max())  # u's later list: c, c, d
+    assert places[("c", mine)] == 0 and places[("d", mine)] == 2
 
 
 def test_no_impressions_give_an_empty_log() -> None:

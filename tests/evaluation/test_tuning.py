@@ -7,7 +7,14 @@ import pytest
 from penchant.data import Split, split
 from penchant.errors import InvalidInput
 from penchant.evaluation.run import evaluate_model
-from penchant.evaluation.tuning import SEARCH_SPACES, Choice, Tuned, auto_select, tune_model
+from penchant.evaluation.tuning import (
+    AUTO_MODELS,
+    SEARCH_SPACES,
+    Choice,
+    Tuned,
+    auto_select,
+    tune_model,
+)
 from penchant.models import Blend, Hybrid
 from penchant.testing.synthetic import planted_blocks
 
@@ -22,6 +29,10 @@ def test_tuning_is_seeded_and_stays_in_the_space(validation: object) -> None:
     a = tune_model("itemknn", validation, n_trials=5, rng=3)  # type: ignore[arg-type]
     b = tune_model("itemknn", validation, n_trials=5, rng=3)  # type: ignore[arg-type]
     assert a.params == b.params and a.value == b.value
+    # the best trial's model comes back fitted, so auto need not fit it again
+    assert a.model is not None and a.model.get_params()["k"] == a.params["k"]
+    again = evaluate_model(a.model, validation, [10], fit=False)  # type: ignore[arg-type]
+    assert again.mean("ndcg@10") == a.value
     assert len(a.trials) == 5
     assert a.value == max(v for _, v in a.trials)
     assert 5 <= a.params["k"] <= 1000
@@ -58,6 +69,19 @@ def test_auto_compares_every_model_a_blend_and_a_learned_ranker(validation: Spli
         validation, names=("popular", "itemknn"), n_trials=2, blend_trials=2, hybrid=False
     )
     assert "hybrid" not in without.candidates
+
+
+def test_auto_considers_sasrec_and_every_model_by_default() -> None:
+    pytest.importorskip("torch", reason="sasrec needs penchant[deep]")
+    data = planted_blocks(n_users=60, n_items=30, rng=2)
+    validation = split(split(data, "leave-last-out", rng=0).train, "leave-last-out", rng=1)
+    choice = auto_select(validation, n_trials=1, blend_trials=2, hybrid=False)
+    assert set(choice.tuned) == set(AUTO_MODELS) and "sasrec" in AUTO_MODELS
+    assert set(choice.candidates) == {*AUTO_MODELS, "blend"}
+    # the blend starts from "the best model alone", so it never does worse
+    best = max(choice.tuned, key=lambda n: choice.tuned[n].value)
+    assert choice.candidates["blend"] >= choice.tuned[best].value
+    assert all(t.model is None for t in choice.tuned.values())  # nothing held past auto
 
 
 def test_a_chosen_hybrid_is_built_with_the_tuned_members() -> None:

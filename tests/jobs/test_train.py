@@ -231,9 +231,9 @@ def test_the_hybrid_learns_from_the_lists_the_store_logged(tmp_path: Path) -> No
         result = train(settings, store, models=["hybrid", "popular"], params={"hybrid": hybrid})
 
     entries = result.manifest["models"]
-    assert entries["hybrid"]["trained_on"] == "impressions"
+    assert entries["hybrid"]["trained_on"] == "impressions and held-out"
     assert "trained_on" not in entries["popular"]
     model = ModelRegistry.of(settings).load().models["hybrid"]
-    assert getattr(model, "trained_on_", None) == "impressions"
+    assert getattr(model, "trained_on_", None) == "impressions and held-out"
     ids, _ = model.recommend(["u000001"], k=5)
     assert len(set(ids[0].tolist())) == 5

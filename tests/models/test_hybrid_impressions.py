@@ -13,8 +13,8 @@ from penchant.data import Dataset, ImpressionLog, Weighting, build_dataset, impr
 from penchant.errors import InvalidInput
 from penchant.ingest.world import World, WorldConfig
 from penchant.models import Hybrid, load_model
-from penchant.models.features import CONTEXT_FEATURES, context_values
-from penchant.models.hybrid import _listed_features
+from penchant.models.features import CONTEXT_FEATURES, context_values, feature_names
+from penchant.models.ranker_rows import BOTH, HELD_OUT, listed_features, training_rows
 from penchant.store import EventFilter, open_store
 from penchant.testing.synthetic import planted_blocks
 
@@ -47,19 +47,39 @@ def test_served_lists_teach_the_ranker_and_their_context_counts(world_data: Data
     log = world_data.impressions
     assert log is not None and len(log.usable_groups()) >= 200
     model = Hybrid(**SMALL, threads=1).fit(world_data)
-    assert model.trained_on_ == "impressions"
+    assert model.trained_on_ == BOTH
     # each list's time reaches the features: the hour column varied, so the ranker split on it
     assert model.feature_importance()["hour"] > 0
     held_out = Hybrid(**SMALL, threads=1).fit(world_data.with_impressions(None))
-    assert held_out.trained_on_ == "held-out"
+    assert held_out.trained_on_ == HELD_OUT
     assert all(held_out.feature_importance()[name] == 0 for name in CONTEXT_FEATURES)
+
+
+def test_held_out_lists_carry_a_context_beside_served_lists(world_data: Dataset) -> None:
+    """Beside served lists, held-out lists get a request context (the time of the person's
+    first held-out pair, a device the served lists had), so a missing context cannot tell
+    the ranker which kind a list is; alone, they carry none."""
+    log = world_data.impressions
+    assert log is not None
+    columns = [-3, -2, -1]  # hour, weekday, device: the last features
+    assert feature_names(list(SMALL["members"]), content=False)[-3:] == list(CONTEXT_FEATURES)
+    blocks, _, groups = training_rows(Hybrid(**SMALL, threads=1), world_data)
+    alone, _, alone_groups = training_rows(
+        Hybrid(**SMALL, threads=1), world_data.with_impressions(None)
+    )
+    held = np.vstack(blocks[len(groups) - len(alone_groups) :])
+    assert np.isfinite(held[:, columns]).all()
+    codes = {context_values(0, d)[2] for d in set(log.devices)}
+    assert set(np.unique(held[:, columns[2]])) <= codes
+    assert len(np.unique(held[:, columns[0]])) > 1  # hours of different people's requests
+    assert np.isnan(np.vstack(alone)[:, columns]).all()
 
 
 def test_too_few_served_lists_train_as_without_them(world_data: Dataset) -> None:
     assert world_data.impressions is not None
     enough = len(world_data.impressions.usable_groups())
     model = Hybrid(**SMALL, threads=1, min_impression_groups=enough + 1).fit(world_data)
-    assert model.trained_on_ == "held-out"
+    assert model.trained_on_ == HELD_OUT
     without = Hybrid(**SMALL, threads=1).fit(world_data.with_impressions(None))
     users = [str(u) for u in world_data.user_ids[:40]]
     assert model.recommend(users, k=10)[0].tolist() == without.recommend(users, k=10)[0].tolist()
@@ -69,7 +89,7 @@ def test_how_it_trained_is_saved_with_the_model(world_data: Dataset, tmp_path: P
     model = Hybrid(**SMALL, threads=1).fit(world_data)
     model.save(tmp_path / "hybrid")
     loaded = load_model(tmp_path / "hybrid")
-    assert isinstance(loaded, Hybrid) and loaded.trained_on_ == "impressions"
+    assert isinstance(loaded, Hybrid) and loaded.trained_on_ == BOTH
     users = [str(u) for u in world_data.user_ids[:20]]
     assert loaded.recommend(users, k=5)[0].tolist() == model.recommend(users, k=5)[0].tolist()
 
@@ -100,6 +120,7 @@ def device_log(data: Dataset, rng: int = 0) -> ImpressionLog:
         groups=np.array(groups, np.int64),
         devices=np.array(devices, dtype=object),
         labels=np.array(labels, np.int8),
+        positions=np.tile(np.arange(6), len(users) // 6),
     )
 
 
@@ -108,7 +129,7 @@ def test_the_ranker_learns_what_people_take_on_each_device() -> None:
     log = device_log(data)
     params = {**SMALL, "label_fraction": 0.5, "threads": 1}
     model = Hybrid(**params).fit(data.with_impressions(log))
-    assert model.trained_on_ == "impressions"
+    assert model.trained_on_ == BOTH
     assert model.feature_importance()["device"] > 0
     plain = Hybrid(**params).fit(data)
     now = int(log.ts.max())
@@ -140,13 +161,13 @@ def test_served_list_features_are_the_serving_features() -> None:
     served = model._candidates(users, history, now_us=now, context=context)
     lists = [(row, cands[:7], now, context) for row, (cands, _) in enumerate(served)]
     for (kept, feats), (_, serving) in zip(
-        _listed_features(model, users, history, lists), served, strict=True
+        listed_features(model, users, history, lists), served, strict=True
     ):
         assert kept.all()
         np.testing.assert_array_equal(feats, serving[:7])
     # an item the person already has is not proposable, so it is left out of its list
     seen = int(history[0].indices[0])
-    (kept, feats), *_ = _listed_features(
+    (kept, feats), *_ = listed_features(
         model, users, history, [(0, np.array([seen, *served[0][0][:2]]), now, context)]
     )
     assert kept.tolist() == [False, True, True] and len(feats) == 2
@@ -157,3 +178,28 @@ def test_min_impression_groups_must_be_positive() -> None:
         Hybrid(**SMALL, min_impression_groups=0).fit(planted_blocks())
     assert caught.value.field == "min_impression_groups"
     assert Hybrid().wants_impressions()
+
+
+def test_served_lists_add_to_the_held_out_lists(world_data: Dataset) -> None:
+    """Both kinds of labelled lists reach the ranker; with no held-out pair to learn from,
+    the served lists alone do."""
+    both = Hybrid(**SMALL, threads=1)
+    blocks, targets, groups = training_rows(both, world_data)
+    held = Hybrid(**SMALL, threads=1)
+    held_groups = training_rows(held, world_data.with_impressions(None))[2]
+    assert both.trained_on_ == BOTH and held.trained_on_ == HELD_OUT
+    assert len(groups) > len(held_groups) and groups[-len(held_groups) :] == held_groups
+    assert [len(t) for t in targets] == groups == [len(b) for b in blocks]
+    # every served list keeps a taken and an ignored item
+    served = targets[: len(groups) - len(held_groups)]
+    assert all(0 < t.sum() < len(t) for t in served)
+
+    # one pair per person: nothing to hold out, so only the served lists teach the ranker
+    first = np.unique(world_data.users, return_index=True)[1]
+    single = np.zeros(len(world_data), dtype=bool)
+    single[first] = True
+    sparse = world_data.subset(single).with_impressions(world_data.impressions)
+    with pytest.raises(InvalidInput):
+        Hybrid(**SMALL, threads=1).fit(sparse.with_impressions(None))
+    alone = Hybrid(**SMALL, threads=1).fit(sparse)
+    assert alone.trained_on_ == "impressions"

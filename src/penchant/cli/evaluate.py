@@ -11,6 +11,7 @@ from rich.table import Table
 from penchant.cli.common import DataDir, Json, Tenant, err, out, print_json, settings_for
 from penchant.data import PROTOCOLS, Weighting
 from penchant.errors import InvalidInput
+from penchant.evaluation.tuning import AUTO_MODELS
 from penchant.ingest.columns import TimestampUnit
 from penchant.ingest.formats import PRESETS
 from penchant.jobs.evaluate import AUTO, EvaluateOptions, evaluate_stored, run_evaluation
@@ -63,6 +64,14 @@ def evaluate(
     ] = None,
     test_users: Annotated[float, typer.Option(help="strong: share of users held out.")] = 0.1,
     trials: Annotated[int, typer.Option(help="auto: tuning trials per model.")] = 20,
+    auto_models: Annotated[
+        str | None,
+        typer.Option(
+            help="auto: the models it tunes, comma-separated (default: "
+            f"{', '.join(AUTO_MODELS)}, and content when the items have texts).",
+            show_default=False,
+        ),
+    ] = None,
     user_col: Annotated[str | None, typer.Option(help="Column of the user id.")] = None,
     item_col: Annotated[str | None, typer.Option(help="Column of the item id.")] = None,
     value_col: Annotated[str | None, typer.Option(help="Column of the value.")] = None,
@@ -135,6 +144,9 @@ def evaluate(
         test_fraction=test_fraction,
         test_users=test_users,
         trials=trials,
+        auto_models=[m.strip() for m in auto_models.split(",") if m.strip()]
+        if auto_models is not None
+        else None,
         recency_half_life_days=recency_half_life,
         columns=mapping,
         header_names=[c.strip() for c in columns.split(",")] if columns else None,

@@ -41,6 +41,7 @@ class ImpressionLog:
         ts: when the list was shown, microseconds since the epoch.
         groups: the code of the served list (one per request id).
         devices: the request's device (str), or None where it did not say.
+        positions: the item's 0-based place in its list, or -1 where it was not logged.
         labels: 1 where the person engaged with the item in answer to that list, else 0.
     """
 
@@ -50,10 +51,11 @@ class ImpressionLog:
     groups: LongArray
     devices: np.ndarray[Any, np.dtype[np.object_]]
     labels: np.ndarray[Any, np.dtype[np.int8]]
+    positions: LongArray
 
     def __post_init__(self) -> None:
         n = len(self.users)
-        for name in ("items", "ts", "groups", "devices", "labels"):
+        for name in ("items", "ts", "groups", "devices", "labels", "positions"):
             if len(getattr(self, name)) != n:
                 raise InvalidInput(f"impression log: {name} has not {n} values")
 
@@ -125,7 +127,7 @@ class _Reader:
         self.requests: dict[tuple[str, ...], int] = {}  # request id -> raw group code
         self.device_names: dict[str | None, int] = {None: 0}
         self.pending: list[Event] = []
-        self.shown: list[tuple[LongArray, ...]] = []  # user, item, ts, raw group, device
+        self.shown: list[tuple[LongArray, ...]] = []  # user, item, ts, raw group, device, place
         self.by_request: list[tuple[LongArray, ...]] = []  # user, item, raw group
         self.by_time: list[tuple[LongArray, ...]] = []  # user, item, ts
 
@@ -157,7 +159,8 @@ class _Reader:
             rows = np.flatnonzero(shown)
             groups = np.array([self._request(events[r], int(ts[r])) for r in rows], np.int64)
             devices = np.array([self._device(events[r]) for r in rows], dtype=np.int64)
-            self.shown.append((users[rows], items[rows], ts[rows], groups, devices))
+            places = np.array([_position(events[r]) for r in rows], dtype=np.int64)
+            self.shown.append((users[rows], items[rows], ts[rows], groups, devices, places))
         table = pa.table(
             {
                 "type": pa.array([e.type for e in events], pa.string()),
@@ -183,13 +186,15 @@ class _Reader:
         return self.device_names.setdefault(device, len(self.device_names))
 
     def log(self, window_us: int) -> ImpressionLog:
-        users, items, ts, raw, device = _stack(self.shown, 5)
+        users, items, ts, raw, device, place = _stack(self.shown, 6)
         # one row per (list, person, item): an item logged twice in a list counts once
         order = np.lexsort((np.arange(len(users)), items, users, raw))
         keep = np.zeros(len(users), dtype=bool)
         if len(order):
             keep[order[np.r_[True, _changes(raw[order], users[order], items[order])]]] = True
-        users, items, ts, raw, device = (a[keep] for a in (users, items, ts, raw, device))
+        users, items, ts, raw, device, place = (
+            a[keep] for a in (users, items, ts, raw, device, place)
+        )
         labels = _pairs_in((users, items, raw), _stack(self.by_request, 3))
         labels |= _answered_in_window(
             users, items, ts, _stack(self.by_time, 3), self.data, window_us
@@ -205,7 +210,13 @@ class _Reader:
             groups=groups[order],
             devices=names[device[order]],
             labels=labels[order].astype(np.int8),
+            positions=place[order],
         )
+
+
+def _position(event: Event) -> int:
+    context = event.context
+    return -1 if context is None or context.position is None else context.position
 
 
 def _stack(parts: list[tuple[LongArray, ...]], width: int) -> tuple[LongArray, ...]:

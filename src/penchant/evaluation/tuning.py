@@ -8,7 +8,7 @@ caller refits that configuration on all training pairs and judges it on the test
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import optuna
@@ -94,10 +94,19 @@ SEARCH_SPACES: dict[str, Callable[[optuna.Trial], Params]] = {
 }
 #: Trials a model with this many hyperparameters needs at least (one knob needs fewer).
 _SMALL_SPACES = {"popular": 6, "ease": 10, "content": 6, "sasrec": 2}
-#: What `auto` tunes and blends: the models that learn from interactions alone and fit in
-#: seconds, and the content model when the items have texts. SASRec is not among them: its
-#: trials would be whole trainings of minutes each; `auto_select(names=...)` can add it.
-AUTO_MODELS: tuple[str, ...] = ("popular", "itemknn", "ials", "bpr", "ease", "session-knn")
+#: What `auto` tunes and blends: every model that learns from interactions alone, and the
+#: content model when the items have texts. SASRec's trials are whole trainings (a minute
+#: or two each on 100,000 pairs), so it gets `_SMALL_SPACES["sasrec"]` of them; it is left
+#: out when torch (penchant[deep]) is not installed.
+AUTO_MODELS: tuple[str, ...] = (
+    "popular",
+    "itemknn",
+    "ials",
+    "bpr",
+    "ease",
+    "session-knn",
+    "sasrec",
+)
 AUTO_TEXT_MODELS: tuple[str, ...] = ("content",)
 #: How many of the best tuned models `auto`'s learned ranker takes as its members.
 HYBRID_MEMBERS = 4
@@ -112,12 +121,15 @@ class Tuned:
         params: the best hyperparameters found.
         value: their validation score.
         trials: every trial's (params, value), in order.
+        model: the best trial's model, fitted on the validation split's training pairs
+            (None when not kept), so that `auto` does not fit it again.
     """
 
     name: str
     params: Params
     value: float
     trials: list[tuple[Params, float]] = field(default_factory=list)
+    model: Recommender | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -197,16 +209,20 @@ def tune_model(
     k = _cutoff(metric)
     space = SEARCH_SPACES[name]
     trials: list[tuple[Params, float]] = []
+    best: list[Recommender] = []  # the best trial's fitted model
 
     def objective(trial: optuna.Trial) -> float:
         params = space(trial)
+        model = _create(name, params, rng)
         try:
-            result = evaluate_model(_create(name, params, rng), validation, [k])
+            result = evaluate_model(model, validation, [k])
         except (CatalogTooLarge, ConfigError):
             raise
         except InvalidInput as exc:  # a combination the model refuses counts as a failure
             raise optuna.TrialPruned(str(exc)) from exc
         value = result.mean(metric)
+        if not trials or value > max(v for _, v in trials):
+            best[:] = [model]
         trials.append((params, value))
         if on_trial is not None:
             on_trial(name, trial.number, value)
@@ -220,7 +236,7 @@ def tune_model(
     if not trials:
         raise InvalidInput(f"tuning {name}: no trial could be fitted")
     best_params, best_value = max(trials, key=lambda t: t[1])
-    return Tuned(name, best_params, best_value, trials)
+    return Tuned(name, best_params, best_value, trials, best[0])
 
 
 #: History recency half-lives (days) `auto` tries; None is no recency weighting.
@@ -304,7 +320,9 @@ def auto_select(
     if not tuned:
         raise InvalidInput("auto: no model could be tuned on this data")
     candidates = {n: t.value for n, t in tuned.items()}
-    members = {n: _create(n, t.params, rng).fit(validation.train) for n, t in tuned.items()}
+    members = {
+        n: t.model or _create(n, t.params, rng).fit(validation.train) for n, t in tuned.items()
+    }
     best_weights: dict[str, float] = {}
     if len(members) > 1:
         order = list(members)
@@ -358,7 +376,7 @@ def auto_select(
     return Choice(
         description,
         value,
-        tuned,
+        {n: replace(t, model=None) for n, t in tuned.items()},  # the caller refits anyway
         best_weights,
         candidates,
         recency,

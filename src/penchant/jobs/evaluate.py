@@ -64,6 +64,7 @@ class EvaluateOptions:
     timestamp_unit: TimestampUnit | None = None
     weighting: Weighting = field(default_factory=Weighting)
     items: Path | None = None
+    auto_models: Sequence[str] | None = None  # None: auto's own list
 
 
 def load_events(options: EvaluateOptions, rejects: Path) -> Iterator[pa.Table]:
@@ -317,6 +318,16 @@ def _check(options: EvaluateOptions) -> None:
         raise InvalidInput("--k: cut-offs must be whole numbers of at least 1")
     if options.trials < 1:
         raise InvalidInput("--trials: must be at least 1")
+    if options.auto_models is not None:
+        if AUTO not in options.models:
+            raise InvalidInput("--auto-models: only with --models auto", field="auto_models")
+        unknown = [m for m in options.auto_models if m not in SEARCH_SPACES]
+        if unknown or not options.auto_models:
+            raise InvalidInput(
+                f"--auto-models: cannot tune {', '.join(unknown) or 'nothing'}; "
+                f"expected some of {', '.join(SEARCH_SPACES)}",
+                field="auto_models",
+            )
 
 
 def _validation(the_split: Split, options: EvaluateOptions) -> Split:
@@ -357,7 +368,12 @@ def _auto(
         progress(f"tuning {model} (trial {number + 1}, {metric} {value:.4f})", None)
 
     choice = auto_select(
-        validation, n_trials=options.trials, metric=metric, rng=options.seed, on_trial=on_trial
+        validation,
+        options.auto_models,
+        n_trials=options.trials,
+        metric=metric,
+        rng=options.seed,
+        on_trial=on_trial,
     )
     progress(f"fitting auto: {choice.description}", None)
     notes = {

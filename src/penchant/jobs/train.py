@@ -28,7 +28,7 @@ from penchant.evaluation.run import evaluate_model
 from penchant.jobs.consent import without_consent_to
 from penchant.jobs.registry import EXCLUSIONS, INDEX, MANIFEST, ModelRegistry, new_version
 from penchant.jobs.store import with_catalog, with_impression_log
-from penchant.models import MODELS, Blend, Recommender, create_model
+from penchant.models import MODELS, Blend, Hybrid, Recommender, create_model
 from penchant.models.ann import ItemIndex
 from penchant.models.arrays import save_arrays
 from penchant.models.factors import FactorModel
@@ -155,7 +155,7 @@ def train(
                 model.fit(data)
                 entries[name]["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
                 entries[name]["class"] = type(model).__name__
-                if hasattr(model, "trained_on_"):
+                if isinstance(model, Hybrid):
                     entries[name]["trained_on"] = model.trained_on_
                 model.save(staging / name)
                 _save_index(model, staging / name, settings.serving, show)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from penchant.data import Dataset, ImpressionLog
+from penchant.data import Dataset
 from penchant.errors import InvalidInput, import_extra
 from penchant.models.base import Arrays, CodeArray, Recommender, ScoreArray, mask_entries
 from penchant.models.features import (
@@ -19,12 +19,17 @@ from penchant.models.features import (
     context_values,
     feature_names,
 )
+from penchant.models.ranker_rows import (
+    HELD_OUT,
+    RECENT_ITEMS,
+    recent_items,
+    recent_profile,
+    training_rows,
+)
 
 #: Where the item scores of items no source proposed sit: far below any ranker output,
 #: ordered among themselves by popularity.
 _NOT_PROPOSED = -1e4
-#: A person's most recent items that make the `content_recent` feature.
-RECENT_ITEMS = 5
 
 
 def _lightgbm() -> Any:
@@ -41,22 +46,33 @@ class Hybrid(Recommender):
     affinity to the item's categories, text similarity to their latest items, history
     length, and request context). Items no member proposed rank below every candidate.
 
-    Training on logged impressions (`Dataset.impressions` with at least
-    `min_impression_groups` served lists in which the person took at least one item and
-    left at least one): the newest `label_fraction` of those lists are the labels. The
-    members are fitted on the pairs that began before the oldest of them, and the ranker
-    learns to put first, in each such list, the items the person took, with the features
-    the list had when it was shown (its time and device, the person's history before
-    that cut; each item scored and ranked among the members' top candidates plus the
-    list, as serving would). Items the person already had are left out of each list, as
-    serving never proposes them.
+    The ranker learns from two kinds of labelled lists:
 
-    Training without logged impressions (or too few): each person's newest
-    `label_fraction` of their training pairs is held out, the members are fitted on the
-    rest, and the ranker learns to put the held-out items first among the candidates.
+    - held-out pairs (always): each person's newest `label_fraction` of their training
+      pairs is held out, the members are fitted on the rest, and the ranker learns to put
+      the held-out items first among the members' candidates, which is the choice it
+      makes at serving;
+    - logged impressions, when `Dataset.impressions` has at least `min_impression_groups`
+      served lists in which the person took at least one item and left at least one: the
+      newest `label_fraction` of those lists, with the members fitted on the pairs that
+      began before the oldest of them. The ranker learns to put first, in each list, the
+      items the person took, with the features the list had when it was shown (its time
+      and device, the person's history before that cut; each item scored and ranked among
+      the members' top candidates plus the list, as serving would). Items the person
+      already had are left out of each list, as serving never proposes them.
 
-    Either way the members are then fitted again on all the training pairs; `trained_on_`
-    says which way the ranker learned ("impressions" or "held-out").
+    Served lists alone teach a ranker to order the few items a list showed, and on the
+    simulated world that ranked the whole candidate set worse than held-out pairs do
+    (docs/benchmarks.md, "Learning from served lists"), so they are added to the held-out
+    lists, not put in their place. The held-out lists then carry a request context too
+    (the hour and weekday of the person's first held-out pair, and a device drawn from the
+    served lists' devices): with none, the ranker told the two kinds apart by the missing
+    context alone and, given a context at serving, ranked as if it had learned from the
+    served lists only.
+
+    The members are then fitted again on all the training pairs. `trained_on_` says what
+    the ranker learned from: "held-out", "impressions and held-out", or "impressions"
+    (when no person has a held-out item among the candidates).
 
     Args:
         members: the candidate models by name; `content` is left out when the items have no
@@ -157,13 +173,9 @@ class Hybrid(Recommender):
     def _fit(self, data: Dataset) -> None:
         self._check()
         lightgbm = _lightgbm()
-        # 1. members on the older pairs; features of their candidates, labelled by what was
-        # taken from a served list or by the held-out newest pairs
-        rows = None
-        if data.impressions is not None:
-            rows = _impression_rows(self, data, data.impressions)
-        self.trained_on_ = "impressions" if rows is not None else "held-out"
-        blocks, targets, groups = rows if rows is not None else _held_out_rows(self, data)
+        # 1. members on the older pairs; features of their candidates, labelled by the
+        # held-out newest pairs, and of the served lists, labelled by what was taken
+        blocks, targets, groups = training_rows(self, data)
         params = {
             "objective": "lambdarank",
             "n_estimators": self.trees,
@@ -182,7 +194,7 @@ class Hybrid(Recommender):
         # 2. the members again, on every training pair, for ranking
         self.members_ = {n: m.fit(data) for n, m in self._new_members(data).items()}
         self.stats_ = ItemStats.of(data)
-        self.recent_ = _recent_items(data)
+        self.recent_ = recent_items(data)
         self._set_vectors()
 
     def _set_vectors(self) -> None:
@@ -198,8 +210,10 @@ class Hybrid(Recommender):
         recent: sp.csr_matrix | None = None,
         now_us: int | None = None,
         context: tuple[float, float, float] = (np.nan, np.nan, np.nan),
+        contexts: Sequence[tuple[float, float, float]] | None = None,
     ) -> list[tuple[CodeArray, FloatArray]]:
-        """Per person: the union of the members' top candidates and its feature matrix."""
+        """Per person: the union of the members' top candidates and its feature matrix
+        (with `context`, or each person's own from `contexts`)."""
         history = sp.csr_matrix(history)
         if recent is None:
             recent = self._recent_rows(users, history)
@@ -207,9 +221,10 @@ class Hybrid(Recommender):
         out = []
         when = self.stats_.data_end if now_us is None else now_us
         for row in range(len(users)):
-            profile = _recent_profile(self._vectors, recent[row])
+            profile = recent_profile(self._vectors, recent[row])
+            own = context if contexts is None else contexts[row]
             cands, feats = self._row_features(
-                self._tops(scores, row), scores, row, history[row], when, profile, context
+                self._tops(scores, row), scores, row, history[row], when, profile, own
             )
             out.append((cands, feats))
         return out
@@ -320,7 +335,7 @@ class Hybrid(Recommender):
         """Each feature's total gain in the ranker.
 
         The context features (hour, weekday, device) can gain only where the ranker learned
-        from impressions (`trained_on_`): held-out pairs have no request context.
+        from served lists too (`trained_on_`): held-out pairs alone carry no request context.
         """
         self._check_fitted()
         gains = self.ranker_.feature_importance(importance_type="gain")
@@ -379,7 +394,7 @@ class Hybrid(Recommender):
         self.ranker_ = _lightgbm().Booster(model_str=(path / "ranker.txt").read_text())
         super()._load_state(path, meta)
         self._set_vectors()
-        self.trained_on_ = str(meta.get("trained_on", "held-out"))  # older artifacts: held-out
+        self.trained_on_ = str(meta.get("trained_on", HELD_OUT))  # older artifacts: held-out
 
     def _restore(self, arrays: Mapping[str, np.ndarray[Any, Any]], meta: Mapping[str, Any]) -> None:
         categories = None
@@ -400,163 +415,3 @@ class Hybrid(Recommender):
             (arrays["recent_data"], arrays["recent_indices"], arrays["recent_indptr"]),
             shape=(len(self.user_ids_), len(self.item_ids_)),
         )
-
-
-def _hold_out_newest(data: Dataset, fraction: float) -> tuple[Dataset, Dataset]:
-    """Each person's newest `fraction` of pairs (at least one, never all) and the rest."""
-    order = np.lexsort((np.arange(len(data)), -data.first_ts, data.users))
-    users = data.users[order]
-    starts = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]
-    counts = np.diff(np.r_[starts, len(order)])
-    position = np.arange(len(order)) - np.repeat(starts, counts)
-    size = np.repeat(counts, counts)
-    n_held = np.where(size >= 2, np.maximum(1, np.floor(size * fraction)), 0)
-    held = np.zeros(len(data), dtype=bool)
-    held[order[position < n_held]] = True
-    return data.subset(~held), data.subset(held)
-
-
-def _recent_items(data: Dataset) -> sp.csr_matrix:
-    """(people x items) 0/1 matrix of each person's `RECENT_ITEMS` latest items."""
-    order = np.lexsort((np.arange(len(data)), -data.last_ts, data.users))
-    users = data.users[order]
-    starts = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1] if len(users) else []
-    counts = np.diff(np.r_[starts, len(order)])
-    position = np.arange(len(order)) - np.repeat(starts, counts)
-    keep = order[position < RECENT_ITEMS]
-    return sp.csr_matrix(
-        (np.ones(len(keep), np.float32), (data.users[keep], data.items[keep])),
-        shape=(data.n_users, data.n_items),
-    )
-
-
-#: What the ranker learns from: feature blocks, their 0/1 labels, and the size of each list.
-_Rows = tuple[list[FloatArray], list[np.ndarray[Any, np.dtype[np.int32]]], list[int]]
-
-
-def _held_out_rows(model: Hybrid, data: Dataset) -> _Rows:
-    """Fit the members on each person's older pairs; the candidates of people with held-out
-    pairs, labelled by whether they are among them."""
-    inner, labels = _hold_out_newest(data, model.label_fraction)
-    if len(inner) == 0 or len(labels) == 0:
-        raise InvalidInput("hybrid: too few interactions per person to learn a ranker from")
-    gen = np.random.default_rng(model.rng)
-    people = np.unique(labels.users)
-    if len(people) > model.max_users:
-        people = np.sort(gen.choice(people, size=model.max_users, replace=False))
-    model.members_ = {n: m.fit(inner) for n, m in model._new_members(data).items()}
-    model.stats_ = ItemStats.of(inner)
-    model.recent_ = _recent_items(inner)
-    model._set_vectors()
-    held = labels.matrix
-    blocks, targets, groups = [], [], []
-    step = 256
-    for start in range(0, len(people), step):
-        users = people[start : start + step].astype(np.int64)
-        for row, (cands, feats) in enumerate(model._candidates(users, inner.matrix[users])):
-            truth = np.isin(cands, held[users[row]].indices).astype(np.int32)
-            if truth.any():
-                blocks.append(feats)
-                targets.append(truth)
-                groups.append(len(cands))
-    if not groups:
-        raise InvalidInput("hybrid: no held-out item is among the members' candidates")
-    return blocks, targets, groups
-
-
-def _impression_rows(model: Hybrid, data: Dataset, log: ImpressionLog) -> _Rows | None:
-    """Fit the members on the pairs before the newest `label_fraction` of the usable served
-    lists; those lists' items, labelled by whether the person took them.
-
-    None (and the held-out way instead) when there are fewer than `min_impression_groups`
-    usable lists, no pair before them, or no list keeps a taken and an ignored item once
-    the items the person already had are left out.
-    """
-    usable = log.usable_groups()
-    if len(usable) < model.min_impression_groups:
-        return None
-    times = log.group_times()
-    n_labelled = max(1, int(len(usable) * model.label_fraction))
-    cutoff = int(np.sort(times[usable])[-n_labelled])
-    inner = data.subset(data.first_ts < cutoff)
-    if len(inner) == 0:
-        return None
-    labelled = usable[times[usable] >= cutoff]
-    order = np.argsort(log.groups, kind="stable")
-    starts = np.searchsorted(log.groups[order], labelled)
-    ends = np.searchsorted(log.groups[order], labelled, side="right")
-    owner = log.users[order[starts]]  # a list is one person's
-    people = np.unique(owner)
-    if len(people) > model.max_users:
-        gen = np.random.default_rng(model.rng)
-        people = np.sort(gen.choice(people, size=model.max_users, replace=False))
-    model.members_ = {n: m.fit(inner) for n, m in model._new_members(data).items()}
-    model.stats_ = ItemStats.of(inner)
-    model.recent_ = _recent_items(inner)
-    model._set_vectors()
-    by_person = np.argsort(owner, kind="stable")
-    blocks, targets, groups = [], [], []
-    step = 256
-    for start in range(0, len(people), step):
-        users = people[start : start + step].astype(np.int64)
-        lists: list[_Listed] = []
-        labels = []
-        for g in by_person[np.isin(owner[by_person], users)]:
-            rows = order[starts[g] : ends[g]]
-            at = int(times[labelled[g]])
-            row = int(np.searchsorted(users, owner[g]))
-            lists.append((row, log.items[rows], at, context_values(at, log.devices[rows[0]])))
-            labels.append(log.labels[rows].astype(np.int32))
-        for (kept, feats), truth in zip(
-            _listed_features(model, users, inner.matrix[users], lists), labels, strict=True
-        ):
-            truth = truth[kept]
-            if truth.any() and not truth.all():
-                blocks.append(feats)
-                targets.append(truth)
-                groups.append(len(truth))
-    return (blocks, targets, groups) if groups else None
-
-
-#: One served list to compute features for: the person's row in the batch, the items shown,
-#: when (microseconds), and the request's context (`context_values`).
-_Listed = tuple[int, CodeArray, int, tuple[float, float, float]]
-
-
-def _listed_features(
-    model: Hybrid, users: CodeArray, history: sp.csr_matrix, lists: Sequence[_Listed]
-) -> list[tuple[np.ndarray[Any, np.dtype[np.bool_]], FloatArray]]:
-    """Per list: which of its items serving could propose, and their feature rows.
-
-    The features are those `Hybrid._candidates` gives the same items for the same person,
-    time and context: each item is scored and ranked among the union of the members' top
-    `candidates` and the list's items, so a member's rank means what it means at serving.
-    Items of the person's history are not proposable (serving leaves them out).
-    """
-    history = sp.csr_matrix(history)
-    recent = model._recent_rows(users, history)
-    scores = model._member_scores(users, history)
-    tops: dict[int, CodeArray] = {}
-    profiles: dict[int, FloatArray | None] = {}
-    out = []
-    for row, items, now_us, context in lists:
-        if row not in tops:
-            tops[row] = model._tops(scores, row)
-            profiles[row] = _recent_profile(model._vectors, recent[row])
-        proposed = np.concatenate([tops[row], items])
-        cands, feats = model._row_features(
-            proposed, scores, row, history[row], now_us, profiles[row], context
-        )
-        at = np.minimum(np.searchsorted(cands, items), max(len(cands) - 1, 0))
-        kept = (cands[at] == items) if len(cands) else np.zeros(len(items), dtype=bool)
-        out.append((kept, feats[at[kept]]))
-    return out
-
-
-def _recent_profile(vectors: FloatArray | None, recent: sp.csr_matrix) -> FloatArray | None:
-    """The unit mean text vector of a person's recent items (None without texts or items)."""
-    if vectors is None or not recent.nnz:
-        return None
-    mean = vectors[recent.indices].mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    return mean / norm if norm > 0 else None

@@ -321,7 +321,8 @@ def auto_select(
         raise InvalidInput("auto: no model could be tuned on this data")
     candidates = {n: t.value for n, t in tuned.items()}
     members = {
-        n: t.model or _create(n, t.params, rng).fit(validation.train) for n, t in tuned.items()
+        n: t.model if t.model is not None else _create(n, t.params, rng).fit(validation.train)
+        for n, t in tuned.items()
     }
     best_weights: dict[str, float] = {}
     if len(members) > 1:

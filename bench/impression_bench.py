@@ -42,7 +42,6 @@ from penchant.data import Dataset, Weighting, build_dataset, impression_log
 from penchant.ingest.world import World, WorldConfig
 from penchant.ingest.world_draw import DEVICE_P, DEVICES
 from penchant.models import Hybrid, ImplicitALS, Popular, Recommender
-from penchant.models.base import mask_entries, top_k
 from penchant.schema import EventContext
 from penchant.schema.common import from_micros
 from penchant.store import EventFilter, Store, open_store
@@ -119,30 +118,28 @@ def impressions(user: str, items: list[str], at: int, base: EventContext) -> pa.
 
 def served_lists(
     model: Recommender, data: Dataset, users: np.ndarray, devices: list[str], now_us: int
-) -> list[np.ndarray]:
-    """Each person's top `K` item codes from the model, at `now_us` on their device."""
-    if isinstance(model, Hybrid):
-        out = []
-        for user, device in zip(users, devices, strict=True):
-            cands, _ = model.rank_candidates(
-                data.matrix[[user]], user=int(user), now_us=now_us, device=device
-            )
-            out.append(cands[:K])
-        return out
-    block = model.scores(users, data.matrix[users])
-    mask_entries(block, data.matrix[users])
-    codes, _ = top_k(block, K)
-    return list(codes)
+) -> list[list[str]]:
+    """Each person's top `K` item ids from the model; the hybrid's at `now_us` on their
+    device (its `rank_candidates`, what the serving pipeline calls)."""
+    if not isinstance(model, Hybrid):
+        ids, _ = model.recommend([str(u) for u in data.user_ids[users]], k=K)
+        return [[i for i in row if i] for row in ids.tolist()]
+    out = []
+    for user, device in zip(users, devices, strict=True):
+        cands, _ = model.rank_candidates(
+            data.matrix[[user]], user=int(user), now_us=now_us, device=device
+        )
+        out.append([str(i) for i in data.item_ids[cands[:K]]])
+    return out
 
 
 def expected_clicks(
-    world: World, data: Dataset, users: np.ndarray, devices: list[str], lists: list[np.ndarray]
+    world: World, data: Dataset, users: np.ndarray, devices: list[str], lists: list[list[str]]
 ) -> np.ndarray:
     """Per person: the true expected clicks on their list, positions 0, 1, 2, ..."""
     out = np.zeros(len(users))
-    for j, (user, device, items) in enumerate(zip(users, devices, lists, strict=True)):
+    for j, (user, device, ids) in enumerate(zip(users, devices, lists, strict=True)):
         context = EventContext(surface="home", device=device)
-        ids = [str(i) for i in data.item_ids[items]]
         out[j] = world.click_probability(str(data.user_ids[user]), ids, context=context).sum()
     return out
 

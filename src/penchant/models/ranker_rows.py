@@ -109,9 +109,10 @@ def held_out_rows(
     model.recent_ = recent_items(inner)
     model._set_vectors()
     held = labels.matrix
-    asked = np.full(data.n_users, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(asked, labels.users, labels.first_ts)
-    draw = np.random.default_rng([model.rng, 1])  # apart from the draw of people above
+    if devices is not None:  # each person's request: when their first held-out pair began
+        asked = np.full(data.n_users, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(asked, labels.users, labels.first_ts)
+        draw = np.random.default_rng([model.rng, 1])  # apart from the draw of people above
     blocks, targets, groups = [], [], []
     step = 256
     for start in range(0, len(people), step):
@@ -191,12 +192,16 @@ def impression_rows(model: Hybrid, data: Dataset, log: ImpressionLog) -> Rows | 
 Listed = tuple[int, CodeArray, int, tuple[float, float, float]]
 
 
-def list_candidates(
+def listed_features(
     model: Hybrid, users: CodeArray, history: sp.csr_matrix, lists: Sequence[Listed]
-) -> list[tuple[CodeArray, FloatArray]]:
-    """Per list: what serving would rank for that person, time and context had the list's
-    items been proposed too: the union of the members' top `candidates` and the list's
-    items, less the person's history, with its feature rows (`Hybrid._row_features`)."""
+) -> list[tuple[np.ndarray[Any, np.dtype[np.bool_]], FloatArray]]:
+    """Per list: which of its items serving could propose, and their feature rows.
+
+    The features are those `Hybrid._candidates` gives the same items for the same person,
+    time and context: each item is scored and ranked among the union of the members' top
+    `candidates` and the list's items, so a member's rank means what it means at serving.
+    Items of the person's history are not proposable (serving leaves them out).
+    """
     history = sp.csr_matrix(history)
     recent = model._recent_rows(users, history)
     scores = model._member_scores(users, history)
@@ -208,26 +213,9 @@ def list_candidates(
             tops[row] = model._tops(scores, row)
             profiles[row] = recent_profile(model._vectors, recent[row])
         proposed = np.concatenate([tops[row], items])
-        out.append(
-            model._row_features(proposed, scores, row, history[row], now_us, profiles[row], context)
+        cands, feats = model._row_features(
+            proposed, scores, row, history[row], now_us, profiles[row], context
         )
-    return out
-
-
-def listed_features(
-    model: Hybrid, users: CodeArray, history: sp.csr_matrix, lists: Sequence[Listed]
-) -> list[tuple[np.ndarray[Any, np.dtype[np.bool_]], FloatArray]]:
-    """Per list: which of its items serving could propose, and their feature rows.
-
-    The features are those `Hybrid._candidates` gives the same items for the same person,
-    time and context: each item is scored and ranked among the union of the members' top
-    `candidates` and the list's items, so a member's rank means what it means at serving.
-    Items of the person's history are not proposable (serving leaves them out).
-    """
-    out = []
-    for (cands, feats), (_, items, _, _) in zip(
-        list_candidates(model, users, history, lists), lists, strict=True
-    ):
         at = np.minimum(np.searchsorted(cands, items), max(len(cands) - 1, 0))
         kept = (cands[at] == items) if len(cands) else np.zeros(len(items), dtype=bool)
         out.append((kept, feats[at[kept]]))

@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	# torch is pinned to the CPU build; installing it first keeps pip from choosing a CUDA one.
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	# The Open Bandit Pipeline, to check the off-policy estimators against: it pins libraries
+	# years old, so it comes without its dependencies (dev holds the few it imports).
+	$(BIN)/python -m pip install --quiet --no-deps "obp==0.4.1"
 	touch $(STAMP)
 
 # The peer libraries the model benchmark compares against (LensKit, cornac), for `make bench` only.

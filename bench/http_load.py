@@ -1,4 +1,5 @@
-"""A light HTTP load generator for `POST /v1/recommendations`: keep-alive, closed or open loop.
+"""A light HTTP load generator for `POST /v1/recommendations` or `/v1/decisions`: keep-alive,
+closed or open loop.
 
 `--concurrency` connections, each sending its next request as soon as the previous answer
 is read (closed loop), or with `--rate R` requests due on a fixed schedule of R a second,
@@ -11,6 +12,16 @@ serving benchmark's filters. It stops after `--requests` measured requests or `-
 seconds, whichever comes first, after `--warmup` requests that are not measured.
 
 With `--get /health` it sends that instead: what the HTTP stack costs on its own.
+
+With `--decisions SLOT` it asks `POST /v1/decisions` instead: each body is
+`{"slot": SLOT, "user_id": <random known user>, "context": {"device": <mobile, desktop or
+tablet>, "segment": <one of --segments>}}` (no segment without `--segments`). With
+`--reward-share S` a share S of the decisions answered (warm-up included) is followed by a
+click that carries the decision's id back (`POST /v1/events`, `context.decision_id`), as
+outcomes teach a policy while it serves. Clicks go out over `--event-connections`
+connections of their own, are not measured, and are all answered before the run ends; the
+JSON counts them (`clicks`: sent, ok, errors) and the decisions answered during warm-up
+(`warmup_ok`), so that a caller can check the policy's statistics against them.
 
 The API key comes from the environment variable PENCHANT_BENCH_KEY (not the command line,
 where any process could read it). Prints JSON: requests, errors (non-200 answers and
@@ -27,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -36,6 +48,8 @@ from typing import Any
 
 #: The filters of every request (availability is always on).
 FILTERS = {"attributes": {"price": {"max": 600}}, "exclude_categories": ["c03"]}
+#: The devices a decision's context names, drawn uniformly.
+DEVICES = ("mobile", "desktop", "tablet")
 
 
 class _Answers(asyncio.Protocol):
@@ -132,36 +146,135 @@ def body_for(rng: random.Random, users: int, k: int) -> bytes:
 _FILTERS_JSON = json.dumps(FILTERS, separators=(",", ":")).encode()
 
 
+def decision_body(
+    rng: random.Random, slot: str, users: int, segments: list[str]
+) -> tuple[bytes, str]:
+    """A decision request for a random known user on a random device (and segment, when
+    there are any), and that user's id."""
+    user = f"u{rng.randrange(users):07d}"
+    context: dict[str, str] = {"device": rng.choice(DEVICES)}
+    if segments:
+        context["segment"] = rng.choice(segments)
+    body = {"slot": slot, "user_id": user, "context": context}
+    return json.dumps(body, separators=(",", ":")).encode(), user
+
+
+def click_body(user: str, decision_id: str) -> bytes:
+    """A batch of one click on a decision (its id makes the event's id, so a repeat would be
+    stored once)."""
+    event = {
+        "event_id": f"click-{decision_id}",
+        "user_id": user,
+        "type": "click",
+        "context": {"decision_id": decision_id},
+    }
+    return json.dumps({"events": [event]}, separators=(",", ":")).encode()
+
+
+class Clicks:
+    """Click events sent beside the measured load, over connections of their own."""
+
+    def __init__(self, host: str, port: int, key: str, connections: int) -> None:
+        self.head = (
+            f"POST /v1/events HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+            "Content-Length: "
+        ).encode()
+        self.clients = [Client(host, port, self.head) for _ in range(connections)]
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.counts = {"sent": 0, "ok": 0, "errors": 0}
+        self.first_error: str | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, gap_s: float) -> None:
+        """Open the connections and start sending what is queued."""
+        for client in self.clients:
+            await client.connect()
+            await asyncio.sleep(gap_s)
+        self.tasks = [asyncio.create_task(self._send(c)) for c in self.clients]
+
+    def add(self, body: bytes) -> None:
+        """Queue one click."""
+        self.queue.put_nowait(body)
+
+    async def _send(self, client: Client) -> None:
+        while True:
+            body = await self.queue.get()
+            self.counts["sent"] += 1
+            try:
+                status, data = await client.post(body)
+            except (OSError, ValueError) as exc:
+                client.close()
+                status, data = 0, repr(exc).encode()
+            # stored 1, or 0 as a duplicate: either way the server took it
+            if status == 200:
+                self.counts["ok"] += 1
+            else:
+                self.counts["errors"] += 1
+                if self.first_error is None:
+                    self.first_error = f"{status}: {data[:300].decode(errors='replace')}"
+            self.queue.task_done()
+
+    async def stop(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Wait until every queued click is answered (at most `timeout_s`), close, and
+        return the counts."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.join(), timeout_s)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for client in self.clients:
+            client.close()
+        return {**self.counts, "unsent": self.queue.qsize(), "first_error": self.first_error}
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Warm up, then measure; return the measurements."""
     key = os.environ.get("PENCHANT_BENCH_KEY", "")
+    path = "/v1/decisions" if args.decisions else "/v1/recommendations"
     head = (
-        f"POST /v1/recommendations HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
         f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
         "Content-Length: "
     ).encode()
     if args.get:
         head = f"GET {args.get} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n\r\n".encode()
     rng = random.Random(args.seed)
+    # a generator of its own, so that the requests drawn do not depend on the answers
+    click_rng = random.Random(args.seed + 1)
+    segments = [s for s in (args.segments or "").split(",") if s]
     clients = [Client(args.host, args.port, head) for _ in range(args.concurrency)]
     for client in clients:  # one at a time, so that each worker gets its share of them
         await client.connect()
         await asyncio.sleep(args.connect_gap_ms / 1000)
+    clicks = None
+    if args.decisions and args.reward_share > 0:
+        clicks = Clicks(args.host, args.port, key, args.event_connections)
+        await clicks.start(args.connect_gap_ms / 1000)
     latencies: list[float] = []
     trace: list[tuple[float, float]] = []  # (due, latency) of each measured answer
-    counts = {"sent": 0, "errors": 0, "empty": 0}
+    counts = {"sent": 0, "errors": 0, "empty": 0, "warmup_ok": 0}
     first_error: list[str] = []
 
     async def exchange(client: Client, since: float, record: bool) -> None:
         """One request; its latency counts from `since` (when it was due to be sent)."""
-        body = None if args.get else body_for(rng, args.users, args.k)
+        user = ""
+        if args.get:
+            body = None
+        elif args.decisions:
+            body, user = decision_body(rng, args.decisions, args.users, segments)
+        else:
+            body = body_for(rng, args.users, args.k)
         try:
             status, data = await client.post(body)
         except (OSError, ValueError) as exc:
             client.close()
             status, data = 0, repr(exc).encode()
         elapsed = time.perf_counter() - since
+        if clicks is not None and status == 200 and click_rng.random() < args.reward_share:
+            clicks.add(click_body(user, json.loads(data)["decision_id"]))
         if not record:
+            counts["warmup_ok"] += status == 200
             return
         if status != 200:
             counts["errors"] += 1
@@ -206,7 +319,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await paced(args.warmup, 600.0, False)
     else:
         await asyncio.gather(*(loop(c, args.warmup, far, False) for c in clients))
-    counts.update(sent=0, errors=0, empty=0)
+    counts.update(sent=0, errors=0, empty=0)  # warmup_ok stays: the warm-up's decisions
     print("measuring", flush=True)  # tells a watching process that warm-up is over
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     began = time.perf_counter()
@@ -220,6 +333,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     for client in clients:
         client.close()
+    clicked = await clicks.stop() if clicks is not None else None
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     latencies.sort()
     if args.trace:
@@ -234,7 +348,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             return float("nan")
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
 
-    return {
+    result = {
         "requests": len(latencies) + counts["errors"],
         "ok": len(latencies),
         "errors": counts["errors"],
@@ -253,6 +367,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "loadgen_cpu_pct": round(100 * cpu / wall, 1) if wall else 0.0,
         "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
     }
+    if args.decisions:
+        result.update(slot=args.decisions, warmup_ok=counts["warmup_ok"], clicks=clicked)
+    return result
 
 
 def main() -> None:
@@ -273,7 +390,22 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=0.0, help="open loop at this many requests/s (0: closed)"
     )
+    parser.add_argument("--decisions", metavar="SLOT", help="ask POST /v1/decisions for SLOT")
+    parser.add_argument("--segments", help="segments to draw from, comma-separated (decisions)")
+    parser.add_argument(
+        "--reward-share",
+        type=float,
+        default=0.0,
+        help="share of decisions followed by a click carrying their id (not measured)",
+    )
+    parser.add_argument(
+        "--event-connections", type=int, default=2, help="connections that send the clicks"
+    )
     args = parser.parse_args()
+    if args.decisions and args.get:
+        parser.error("--decisions and --get ask for different things: give one")
+    if not 0.0 <= args.reward_share <= 1.0:
+        parser.error("--reward-share must be in [0, 1]")
     try:
         import uvloop
 

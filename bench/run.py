@@ -1,10 +1,11 @@
 """Run every benchmark (`make bench`) and print the results as Markdown for docs/benchmarks.md.
 
 Results also go to bench/out/results.json (imports and HTTP), bench/out/models.json (models
-against peer libraries), bench/out/scale.json (training at scale) and bench/out/serving.json
-(serving at scale). Arguments are passed to the import benchmark, e.g.
-`.venv/bin/python bench/run.py --case ml100k`; `--only-models` runs just the model
-benchmarks, `--only-serving` just the serving one.
+against peer libraries), bench/out/scale.json (training at scale), bench/out/serving.json
+(serving at scale) and bench/out/decisions.json (POST /v1/decisions). Arguments are passed to
+the import benchmark, e.g. `.venv/bin/python bench/run.py --case ml100k`; `--only-models`
+runs just the model benchmarks, `--only-serving` just the serving one, `--only-decisions`
+just the decisions one.
 """
 
 from __future__ import annotations
@@ -140,6 +141,13 @@ def serving_run() -> None:
     subprocess.run(command, check=True)
 
 
+def decisions_run() -> None:
+    """The decisions benchmark (its own script, which prints its Markdown): three policies,
+    state on the Redis at 127.0.0.1:6379."""
+    here = Path(__file__).resolve().parent
+    subprocess.run([sys.executable, str(here / "decision_bench.py")], check=True)
+
+
 def main() -> None:
     """Run the benchmarks and report."""
     info = machine()
@@ -148,6 +156,9 @@ def main() -> None:
         return
     if "--only-serving" in sys.argv:
         serving_run()
+        return
+    if "--only-decisions" in sys.argv:
+        decisions_run()
         return
     results = import_bench.main(sys.argv[1:])
     http = http_runs()
@@ -163,6 +174,7 @@ def main() -> None:
     print()
     model_runs()
     serving_run()
+    decisions_run()
 
 
 if __name__ == "__main__":

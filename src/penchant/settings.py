@@ -121,6 +121,24 @@ class ServingSettings(BaseModel):
     log_impressions: bool = Field(default=True, description="store served lists as impressions")
 
 
+class ContentSettings(BaseModel):
+    """Dynamic content: slots, their decisions, and offline copy generation."""
+
+    refresh_s: float = Field(
+        default=5.0, gt=0.0, description="how old a worker's copy of slot definitions may be"
+    )
+    generation_url: str | None = Field(
+        default=None,
+        description="an OpenAI-compatible chat-completions server that proposes copy "
+        "(such as http://127.0.0.1:8080/v1); proposals wait for approval",
+    )
+    generation_model: str = Field(default="local", description="the model name to ask for")
+    generation_api_key: str | None = Field(
+        default=None, description="sent as a bearer token, when the server wants one"
+    )
+    generation_timeout_s: float = Field(default=60.0, gt=0.0)
+
+
 class SurfaceSettings(BaseModel):
     """One surface (a page, a channel, an arm): its pipeline as an ordered list of stages.
 
@@ -180,6 +198,7 @@ class Settings(BaseSettings):
     events: EventSettings = Field(default_factory=EventSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    content: ContentSettings = Field(default_factory=ContentSettings)
     surfaces: dict[str, SurfaceSettings] = Field(default_factory=dict)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 

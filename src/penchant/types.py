@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import numpy as np
 
@@ -152,3 +153,30 @@ class Candidates:
             None if self._reasons is None else self._reasons[index],
             None if self._sources is None else self._sources[index],
         )
+
+
+class Hyperparameters:
+    """The scikit-learn parameter contract, shared by models and bandit policies: keyword
+    hyperparameters stored unchanged by `__init__`, read back by `get_params`."""
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The constructor's hyperparameter names, in signature order."""
+        kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return [
+            p.name
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self" and p.kind in kinds
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's hyperparameters, by name."""
+        return {n: getattr(self, n) for n in self.param_names()}
+
+    def clone(self, **changes: Any) -> Self:
+        """An unfitted copy with the same hyperparameters, some of them changed."""
+        return type(self)(**{**self.get_params(), **changes})
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"

@@ -205,18 +205,24 @@ def test_demo_generates_and_imports_a_world_and_is_idempotent(data: Path) -> Non
     assert report["stats"]["catalog_users"] == 60
     assert (data / "admin.key").exists()
 
-    again = invoke("demo", *small)
+    again = invoke("demo", *small, "--slot-decisions", "60")
     assert again.exit_code == 0, again.output
     assert "0 new events" in again.stdout
     assert "What to try next" in again.stdout
     assert "GET /v1/recommendations?user_id=" in again.stdout
     assert "because you viewed" in again.stdout
+    assert "POST /v1/decisions for slot home_hero" in again.stdout
     counts = orjson.loads(invoke("stats", "--json", "--data-dir", str(data)).stdout)
-    # the world is stored once; the live part of the second run added a click, three views
+    by_type = counts["by_type"]
+    # the content slot: 60 decisions to learn from and 6 for its table, each logged; every
+    # simulated click on one was credited as a reward
+    assert by_type["decision"] == 60 + 6
+    slot_clicks = by_type.get("reward", 0)
+    # the world is stored once; the rest of the second run added a click, three views
     # and the impressions of the five lists it was served
-    live = counts["events"] - report["world"]["events"]
+    live = counts["events"] - report["world"]["events"] - by_type["decision"] - 2 * slot_clicks
     assert 4 < live <= 4 + 5 * 5
-    assert counts["by_type"]["click"] == report["stats"]["by_type"]["click"] + 1
+    assert by_type["click"] == report["stats"]["by_type"]["click"] + 1 + slot_clicks
 
 
 def test_no_arguments_shows_help() -> None:

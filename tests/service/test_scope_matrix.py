@@ -40,6 +40,16 @@ NEEDS: dict[tuple[str, str], Scope | None] = {
     ("GET", "/v1/users/{id}/export"): Scope.PRIVACY_EXPORT,
     ("POST", "/v1/sessions"): Scope.RECS_READ,
     ("POST", "/v1/users"): Scope.CATALOG_WRITE,
+    ("POST", "/v1/decisions"): Scope.RECS_READ,
+    ("GET", "/v1/slots"): Scope.CATALOG_READ,
+    ("GET", "/v1/slots/{id}"): Scope.CATALOG_READ,
+    ("PUT", "/v1/slots/{id}"): Scope.CATALOG_WRITE,
+    ("DELETE", "/v1/slots/{id}"): Scope.CATALOG_WRITE,
+    ("PUT", "/v1/slots/{id}/variants/{variant_id}"): Scope.CATALOG_WRITE,
+    ("POST", "/v1/slots/{id}/variants/{variant_id}/{action}"): Scope.CATALOG_WRITE,
+    ("POST", "/v1/slots/{id}/proposals"): Scope.CATALOG_WRITE,
+    # needs catalog:read and recs:read: of the one-scope keys, only admin has both
+    ("POST", "/v1/templates/preview"): Scope.ADMIN,
 }
 
 
@@ -123,6 +133,8 @@ OTHER_TENANT: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int]] = {
     ("GET", "/v1/users/{id}/consent"): ("/v1/users/u-a/consent", None, 200),
     ("GET", "/v1/users/{id}/controls"): ("/v1/users/u-a/controls", None, 200),
     ("GET", "/v1/users/{id}/export"): ("/v1/users/u-a/export", None, 404),
+    ("GET", "/v1/slots"): ("/v1/slots", None, 200),
+    ("GET", "/v1/slots/{id}"): ("/v1/slots/s-a", None, 404),
     ("POST", "/v1/sessions"): ("/v1/sessions", None, 201),
     ("POST", "/v1/events"): ("/v1/events", {"events": [MINE_EVENT]}, 200),
     ("PUT", "/v1/items/{id}"): ("/v1/items/i-a", {"title": "theirs"}, 200),
@@ -135,7 +147,26 @@ OTHER_TENANT: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int]] = {
         {"kind": "category", "value": "c2"},
         201,
     ),
+    ("PUT", "/v1/slots/{id}"): ("/v1/slots/s-a", {"policy": {"name": "ucb1"}}, 200),
+    ("PUT", "/v1/slots/{id}/variants/{variant_id}"): (
+        "/v1/slots/s-a/variants/v-a",
+        {"text": "theirs", "status": "pending"},
+        200,
+    ),
+    ("POST", "/v1/slots/{id}/variants/{variant_id}/{action}"): (
+        "/v1/slots/s-a/variants/v-a/approve",  # its own variant
+        None,
+        204,
+    ),
+    ("POST", "/v1/decisions"): ("/v1/decisions", {"slot": "s-a", "session_id": "s"}, 200),
+    ("POST", "/v1/slots/{id}/proposals"): ("/v1/slots/s-a/proposals", {"brief": "b"}, 409),
+    ("POST", "/v1/templates/preview"): (
+        "/v1/templates/preview",
+        {"template": {"html": "{{ profile.plan | default('none') }}"}, "user_id": "u-a"},
+        200,
+    ),
     ("DELETE", "/v1/items/{id}"): ("/v1/items/i-a", None, 204),  # its own i-a
+    ("DELETE", "/v1/slots/{id}"): ("/v1/slots/s-a", None, 204),  # its own s-a
     ("DELETE", "/v1/users/{id}/controls/{kind}/{value}"): (
         "/v1/users/u-a/controls/category/c1",  # this tenant's control
         None,
@@ -154,6 +185,8 @@ def test_another_tenants_key_finds_and_changes_nothing_of_this_tenant(api: Api) 
         ("PUT", "/v1/users/u-a/consent", CONSENT_ON),
         ("POST", "/v1/users/u-a/controls", {"kind": "category", "value": "c1"}),
         ("POST", "/v1/events", {"events": [MINE_EVENT]}),
+        ("PUT", "/v1/slots/s-a", {"policy": {"name": "thompson"}}),
+        ("PUT", "/v1/slots/s-a/variants/v-a", {"text": "mine", "status": "pending"}),
     ]
     for method, url, body in seed:
         assert api.client.request(method, url, json=body, headers=mine).status_code < 300, url
@@ -188,6 +221,7 @@ def _mine(api: Api, headers: dict[str, str]) -> dict[str, Any]:
         "consent": "/v1/users/u-a/consent",
         "controls": "/v1/users/u-a/controls",
         "export": "/v1/users/u-a/export",
+        "slot": "/v1/slots/s-a",
     }
     out = {}
     for name, url in reads.items():

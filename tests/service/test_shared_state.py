@@ -7,16 +7,20 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from apitools import group, seed_world
 from fastapi.testclient import TestClient
 from threadpoolctl import threadpool_info
 
 from penchant.client import Client
+from penchant.content.decisions import stats_key
+from penchant.content.features import signature
 from penchant.jobs.registry import ModelRegistry
 from penchant.jobs.store import settings_store
 from penchant.jobs.train import train
 from penchant.privacy.keys import create_key
+from penchant.schema.content import Slot
 from penchant.service.app import create_app
 from penchant.settings import Settings, load_settings, settings_environment
 from penchant.store.state import open_state
@@ -93,6 +97,34 @@ def test_every_worker_swaps_to_a_new_version(shared: tuple[Settings, str, list[C
             break
         time.sleep(0.1)
     assert seen == {new}
+
+
+def test_workers_learn_a_slot_as_one(shared: tuple[Settings, str, list[Client]]) -> None:
+    """Decisions on one worker and their clicks on the other count once each, in Redis."""
+    settings, tenant, (a, b) = shared
+    slot = {"policy": {"name": "thompson"}, "reward": {"click": 1.0}}
+    a.put_slot("hero", slot)
+    for vid in ("x", "y"):
+        a.put_variant("hero", vid, {"text": vid})
+    decisions = [(a, b)[n % 2].decide("hero", session_id=f"s{n}") for n in range(20)]
+    clicks = [
+        {"event_id": f"k{n}", "session_id": f"s{n}", "type": "click",
+         "context": {"decision_id": d.decision_id}}
+        for n, d in enumerate(decisions) if n % 4 == 0
+    ]  # fmt: skip
+    b.send_events(clicks[:3])
+    a.send_events(clicks[3:])
+    state = open_state(settings.state.url)
+    sig = signature(Slot.model_validate({"id": "hero", **slot}))
+    cells = {}
+    for vid in ("x", "y"):
+        raw = state.get(tenant, stats_key(sig, vid))
+        cells[vid] = np.frombuffer(raw, dtype="<f8") if raw is not None else np.zeros(2)
+    assert sum(c[0] for c in cells.values()) == 20  # every decision's pull, once
+    assert sum(c[1] for c in cells.values()) == 5  # every click's reward, once
+    for vid, cell in cells.items():
+        chosen = [n for n, d in enumerate(decisions) if d.variant_id == vid]
+        assert cell[0] == len(chosen) and cell[1] == sum(n % 4 == 0 for n in chosen)
 
 
 def test_the_service_runs_blas_on_one_thread(tmp_path: Path) -> None:

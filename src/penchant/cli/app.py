@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from penchant import __version__
-from penchant.cli import commands, data, evaluate, keys, models, privacy, send
+from penchant.cli import bandits, commands, data, evaluate, keys, models, ope, privacy, send, slots
 from penchant.errors import PenchantError
 
 
@@ -84,10 +84,13 @@ app.command("demo")(commands.demo)
 app.command("send")(send.send)
 app.command("evaluate")(evaluate.evaluate)
 app.command("train")(models.train)
+app.command("ope")(ope.ope)
 app.add_typer(data.app, name="import")
 app.add_typer(keys.app, name="keys")
 app.add_typer(models.app, name="models")
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(slots.app, name="slots")
+app.add_typer(bandits.app, name="bandits")
 
 
 def _version(value: bool) -> None:

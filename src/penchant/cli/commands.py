@@ -137,6 +137,9 @@ def demo(
     items: Annotated[int, typer.Option(help="Simulated items.", min=1)] = 1_500,
     days: Annotated[int, typer.Option(help="Days of simulated activity.", min=1)] = 21,
     seed: Annotated[int, typer.Option(help="Random seed of the world.", min=0)] = 7,
+    slot_decisions: Annotated[
+        int, typer.Option(help="Decisions the demo's content slot learns from (0: no slot).", min=0)
+    ] = 3_000,
     json: Json = False,
 ) -> None:
     """Run the demo: a simulated shop, generated and ingested into this data directory."""
@@ -191,7 +194,7 @@ def demo(
         # Imported here: it pulls in the HTTP client, which no other command needs.
         from penchant.cli.showcase import serve_and_show
 
-        serve_and_show(settings, result.init.key_file, console)
+        serve_and_show(settings, result.init.key_file, console, result.world_dir, slot_decisions)
     key = result.init.key_file
     console.print(
         "\nWhat to try next:\n"

@@ -8,7 +8,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from penchant.cli.showcase_slot import WARMUP, show_slot
 from penchant.client import Client, Recommendations
+from penchant.ingest.world import World
 from penchant.jobs.registry import ModelRegistry
 from penchant.service.process import free_port, start_server
 from penchant.settings import Settings, settings_environment
@@ -17,7 +19,13 @@ from penchant.settings import Settings, settings_environment
 PEOPLE = 3
 
 
-def serve_and_show(settings: Settings, key_file: Path, console: Console) -> None:
+def serve_and_show(
+    settings: Settings,
+    key_file: Path,
+    console: Console,
+    world_dir: Path | None = None,
+    slot_decisions: int = WARMUP,
+) -> None:
     """Start the service on a free loopback port, ask it for recommendations, print them.
 
     Shows: the most active simulated people's lists with their reasons; the same person's
@@ -34,6 +42,9 @@ def serve_and_show(settings: Settings, key_file: Path, console: Console) -> None
     try:
         with Client(f"http://127.0.0.1:{port}", key_file.read_text().strip()) as client:
             _show(client, people, console)
+            if world_dir is not None and slot_decisions > 0:
+                world = World.load(world_dir / "truth")
+                show_slot(client, world, console, decisions=slot_decisions)
     finally:
         _stop(server)
 

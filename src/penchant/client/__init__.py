@@ -14,6 +14,7 @@ from penchant.client._async import AsyncClient
 from penchant.client._client import Client
 from penchant.client._errors import ApiError, ConnectionFailed, ServiceUnavailable
 from penchant.client._models import (
+    Decision,
     EventsResult,
     Health,
     Recommendations,
@@ -27,6 +28,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "ConnectionFailed",
+    "Decision",
     "EventsResult",
     "Health",
     "Recommendations",

@@ -14,7 +14,13 @@ from penchant.client import _calls, _retry
 from penchant.client._calls import Call, JsonObject, T
 from penchant.client._client import DEFAULT_RETRIES
 from penchant.client._errors import connection_error
-from penchant.client._models import EventsResult, Health, Recommendations, UpsertResult
+from penchant.client._models import (
+    Decision,
+    EventsResult,
+    Health,
+    Recommendations,
+    UpsertResult,
+)
 
 if TYPE_CHECKING:
     from penchant.schema import Event, Item, User
@@ -151,6 +157,27 @@ class AsyncClient:
     ) -> Recommendations:
         """See `Client.session_recommendations`."""
         return await self._send(_calls.session_recommendations(session_id, k, surface, context))
+
+    async def put_slot(self, slot_id: str, slot: JsonObject) -> dict[str, object]:
+        """See `Client.put_slot`."""
+        return await self._send(_calls.put_slot(slot_id, slot))
+
+    async def put_variant(
+        self, slot_id: str, variant_id: str, variant: JsonObject
+    ) -> dict[str, object]:
+        """See `Client.put_variant`."""
+        return await self._send(_calls.put_variant(slot_id, variant_id, variant))
+
+    async def decide(
+        self,
+        slot: str,
+        user_id: str | None = None,
+        *,
+        session_id: str | None = None,
+        context: JsonObject | None = None,
+    ) -> Decision:
+        """See `Client.decide`."""
+        return await self._send(_calls.decide(slot, user_id, session_id, context))
 
     async def _send(self, call: Call[T]) -> T:
         """Send a call, again while the retry policy allows, and read its answer."""

@@ -10,7 +10,13 @@ from urllib.parse import quote
 import orjson
 from pydantic import BaseModel
 
-from penchant.client._models import EventsResult, Health, Recommendations, UpsertResult
+from penchant.client._models import (
+    Decision,
+    EventsResult,
+    Health,
+    Recommendations,
+    UpsertResult,
+)
 
 if TYPE_CHECKING:
     from penchant.schema import Item, User
@@ -162,6 +168,38 @@ def session_recommendations(
     path = f"/v1/sessions/{segment(session_id, 'session_id')}/recommendations"
     params = _query(k, surface, context)
     return Call("GET", path, Recommendations.model_validate_json, params, retry=True)
+
+
+def put_slot(slot_id: str, slot: JsonObject) -> Call[dict[str, object]]:
+    """PUT /v1/slots/{id}; idempotent, so sent again on a transient failure."""
+    path = f"/v1/slots/{segment(slot_id, 'slot_id')}"
+    return Call("PUT", path, orjson.loads, body=orjson.dumps(dict(slot)), retry=True)
+
+
+def put_variant(slot_id: str, variant_id: str, variant: JsonObject) -> Call[dict[str, object]]:
+    """PUT /v1/slots/{id}/variants/{variant_id}; idempotent."""
+    path = f"/v1/slots/{segment(slot_id, 'slot_id')}/variants/{segment(variant_id, 'variant_id')}"
+    return Call("PUT", path, orjson.loads, body=orjson.dumps(dict(variant)), retry=True)
+
+
+def decide(
+    slot: str, user_id: str | None, session_id: str | None, context: JsonObject | None
+) -> Call[Decision]:
+    """POST /v1/decisions; not sent again, as each decision is counted and logged.
+
+    Raises:
+        ValueError: neither `user_id` nor `session_id` is given.
+    """
+    if user_id is None and session_id is None:
+        raise ValueError("give user_id or session_id")
+    fields: dict[str, object | None] = {
+        "slot": slot,
+        "user_id": user_id,
+        "session_id": session_id,
+        "context": None if context is None else dict(context),
+    }
+    body = orjson.dumps({name: value for name, value in fields.items() if value is not None})
+    return Call("POST", "/v1/decisions", Decision.model_validate_json, body=body)
 
 
 def _query(k: int, surface: str | None, context: JsonObject | None) -> dict[str, str]:

@@ -13,7 +13,13 @@ import httpx
 from penchant.client import _calls, _retry
 from penchant.client._calls import Call, JsonObject, T
 from penchant.client._errors import connection_error
-from penchant.client._models import EventsResult, Health, Recommendations, UpsertResult
+from penchant.client._models import (
+    Decision,
+    EventsResult,
+    Health,
+    Recommendations,
+    UpsertResult,
+)
 
 if TYPE_CHECKING:
     from penchant.schema import Event, Item, User
@@ -240,6 +246,52 @@ class Client:
             ApiError: any error answer.
         """
         return self._send(_calls.session_recommendations(session_id, k, surface, context))
+
+    def put_slot(self, slot_id: str, slot: JsonObject) -> dict[str, object]:
+        """Create or replace a slot: its policy, features and reward (PUT /v1/slots/{id}).
+
+        Returns:
+            The stored slot, as JSON.
+
+        Raises:
+            ApiError: any error answer (422 names the invalid field).
+        """
+        return self._send(_calls.put_slot(slot_id, slot))
+
+    def put_variant(self, slot_id: str, variant_id: str, variant: JsonObject) -> dict[str, object]:
+        """Add or replace a variant of a slot (PUT /v1/slots/{id}/variants/{variant_id}).
+
+        Raises:
+            ApiError: any error answer (404 when there is no such slot).
+        """
+        return self._send(_calls.put_variant(slot_id, variant_id, variant))
+
+    def decide(
+        self,
+        slot: str,
+        user_id: str | None = None,
+        *,
+        session_id: str | None = None,
+        context: JsonObject | None = None,
+    ) -> Decision:
+        """The variant of a slot this person or session should see (POST /v1/decisions).
+
+        Never sent again on failure: each decision is counted and logged.
+
+        Args:
+            slot: the slot.
+            user_id: the person; give this or `session_id` (or both).
+            session_id: the anonymous session.
+            context: device, locale, surface, segment and time of the request.
+
+        Returns:
+            The decision, with the `decision_id` to send back with outcome events.
+
+        Raises:
+            ValueError: neither `user_id` nor `session_id` is given.
+            ApiError: any error answer (404 when no approved variant fits the request).
+        """
+        return self._send(_calls.decide(slot, user_id, session_id, context))
 
     def _send(self, call: Call[T]) -> T:
         """Send a call, again while the retry policy allows, and read its answer."""

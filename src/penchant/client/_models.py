@@ -95,3 +95,29 @@ class Recommendations(BaseModel):
     def item_ids(self) -> list[str]:
         """The ids of the recommended items, best first."""
         return [item.item_id for item in self.items]
+
+
+class Decision(BaseModel):
+    """The variant of a slot chosen for one request.
+
+    Attributes:
+        decision_id: send it back in the `context.decision_id` of the outcome events (a
+            click, a conversion) so that the slot's policy learns from them.
+        slot: the slot.
+        variant: the chosen variant: its id, text, template, image, layout and metadata.
+        propensity: the probability the policy had of choosing it.
+        policy: the slot's policy.
+    """
+
+    model_config = _ANSWER
+
+    decision_id: str
+    slot: str
+    variant: dict[str, object]
+    propensity: float
+    policy: str
+
+    @property
+    def variant_id(self) -> str:
+        """The chosen variant's id."""
+        return str(self.variant["id"])

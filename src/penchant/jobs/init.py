@@ -104,6 +104,18 @@ CONFIG_TEMPLATE = """\
 # Store every served list as impression events (request_id, surface, position).
 # log_impressions = true
 
+[content]
+# How old, in seconds, a worker's copy of slot definitions may be (changes made through a
+# worker reach it at once, the other workers within this).
+# refresh_s = 5.0
+# An OpenAI-compatible chat-completions server that proposes copy for slots (a local
+# llama.cpp or vLLM server): proposals are stored as pending variants until approved.
+# Unset by default; an example:
+# generation_url = "http://127.0.0.1:8080/v1"
+# generation_model = "local"
+# generation_api_key = "sent as a bearer token, when the server wants one"
+# generation_timeout_s = 60.0
+
 [privacy]
 # The key of keyed hashes (erasure tombstones, the audit log, signed sessions), kept outside
 # the database, readable by its owner only. Default: privacy.key in the data directory,

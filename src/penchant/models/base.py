@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -16,6 +15,7 @@ from penchant.data import Dataset
 from penchant.data.dataset import IdIndex
 from penchant.errors import InvalidInput, NotFound
 from penchant.models.arrays import ARRAYS_DIR, blank_users, load_arrays, save_arrays
+from penchant.types import Hyperparameters
 
 ScoreArray = np.ndarray[Any, np.dtype[np.float32]]
 CodeArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -31,7 +31,7 @@ class NotFitted(InvalidInput):
     """A model was asked to recommend before `fit` or `load`."""
 
 
-class Recommender(ABC):
+class Recommender(Hyperparameters, ABC):
     """A model that scores every catalog item for a user; the base class does the rest.
 
     Subclasses follow the scikit-learn contract: `__init__` stores its keyword
@@ -80,32 +80,11 @@ class Recommender(ABC):
         """Learned arrays to save (besides the vocabularies and histories)."""
         return {}
 
-    def _restore(  # noqa: B027 (an optional hook: a model with no arrays of its own)
-        self, arrays: Mapping[str, np.ndarray[Any, Any]], meta: Mapping[str, Any]
-    ) -> None:
+    def _restore(self, arrays: Mapping[str, np.ndarray[Any, Any]], meta: Mapping[str, Any]) -> None:
         """Set learned state from saved arrays."""
 
-    def _forget(self, user: int) -> None:  # noqa: B027 (optional: no per-user state)
+    def _forget(self, user: int) -> None:
         """Drop any learned per-user state of one user code."""
-
-    # -- scikit-learn style parameters ------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's hyperparameters, by name."""
-        kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        names = [
-            p.name
-            for p in inspect.signature(type(self).__init__).parameters.values()
-            if p.name != "self" and p.kind in kinds
-        ]
-        return {n: getattr(self, n) for n in names}
-
-    def clone(self, **changes: Any) -> Self:
-        """An unfitted copy with the same hyperparameters, some of them changed."""
-        return type(self)(**{**self.get_params(), **changes})
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
 
     # -- fitting and scoring ----------------------------------------------------------------
     def fit(self, data: Dataset) -> Self:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import ipaddress
 import os
@@ -14,6 +15,9 @@ from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 
 from penchant import __version__
+from penchant.content.decisions import Decider
+from penchant.content.rebuild import rebuild_slot
+from penchant.content.slots import Slots
 from penchant.errors import ConfigError
 from penchant.jobs.erase import lift_guards, rebuild_due
 from penchant.jobs.retention import RetentionScheduler, start_retention
@@ -33,12 +37,15 @@ from penchant.service.process import APP_FACTORY
 from penchant.service.routes import (
     catalog,
     consent,
+    decisions,
     events,
     export,
     health,
     privacy,
     recommendations,
     sessions,
+    slots,
+    templates,
 )
 from penchant.service.serving import EVENTS_SINCE_TRAINING, Online, ServedModels
 from penchant.service.workers import can_deal, serve_workers
@@ -73,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the hot routes first: a request is matched against the routes in order
     routers = (
         recommendations.router,
+        decisions.router,
         health.router,
         events.router,
         catalog.items,
@@ -81,11 +89,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consent.router,
         export.router,
         sessions.router,
+        slots.router,
+        templates.router,
     )
     for router in routers:
         app.include_router(router)
     # Middleware added first runs innermost: the hot routes see bodies already limited.
-    hot = hot_routes(recommendations.router.routes, recommendations.HOT)
+    hot = hot_routes(recommendations.router.routes, recommendations.HOT) + hot_routes(
+        decisions.router.routes, decisions.HOT
+    )
     app.add_middleware(HotRoutes, routes=hot)
     app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes)
     # Last, so that its catch-all middleware is the outermost and sees every error.
@@ -121,6 +133,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         serving = app.state.serving = ServedModels(settings, store, state)
         serving.start()
+        app.state.slots, app.state.decider = content_decider(settings, store, state, serving)
         trainer = background_trainer(settings, store, state)
         # Every worker runs its own (daily, when retention is configured): deletes are
         # idempotent, so workers that overlap only find less to delete.
@@ -159,6 +172,22 @@ def background_trainer(settings: Settings, store: Store, state: StateStore) -> B
     )
     trainer.start()
     return trainer
+
+
+def content_decider(
+    settings: Settings, store: Store, state: StateStore, serving: ServedModels
+) -> tuple[Slots, Decider]:
+    """The slots of every tenant and their decider: decisions and rewards are logged with
+    the impressions (off the request path), and a slot's statistics missing from the online
+    state are rebuilt from that log."""
+    slots = Slots(store.content, refresh_s=settings.content.refresh_s)
+    decider = Decider(
+        slots,
+        state,
+        serving.log.log_event,
+        rebuild=functools.partial(rebuild_slot, store.events, state),
+    )
+    return slots, decider
 
 
 def pin_threads() -> threadpool_limits:

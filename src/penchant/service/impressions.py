@@ -41,7 +41,8 @@ import orjson
 import pyarrow as pa
 
 from penchant.errors import PenchantError
-from penchant.store import EVENT_TABLE_SCHEMA, Store, Synchronous, open_store
+from penchant.schema import Event
+from penchant.store import EVENT_TABLE_SCHEMA, Store, Synchronous, events_to_table, open_store
 
 logger = logging.getLogger("penchant.service")
 
@@ -101,7 +102,7 @@ class Impressions:
     idle: bool = True
     max_queued: int = 200_000
     dropped: int = 0
-    _queue: deque[tuple[str, ServedList]] = field(default_factory=deque)
+    _queue: deque[tuple[str, ServedList | Event]] = field(default_factory=deque)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _writer: SpawnProcess | None = None
@@ -125,6 +126,14 @@ class Impressions:
             self.dropped += 1
             return
         self._queue.append((tenant, served))
+
+    def log_event(self, tenant: str, event: Event) -> None:
+        """Queue one event the service itself makes (a bandit decision, a reward), to be
+        stored the same way, off the request's path."""
+        if len(self._queue) >= self.max_queued:
+            self.dropped += 1
+            return
+        self._queue.append((tenant, event))
 
     def close(self, timeout: float = 30.0) -> None:
         """Store what is queued, then stop the thread and the writer."""
@@ -225,12 +234,26 @@ def write_impressions(address: StoreAddress, source: Connection) -> None:
             if chunk is None:
                 return
             by_tenant: dict[str, list[ServedList]] = {}
+            events: dict[str, list[Event]] = {}
             for tenant, served in chunk:
-                by_tenant.setdefault(tenant, []).append(served)
+                if isinstance(served, ServedList):
+                    by_tenant.setdefault(tenant, []).append(served)
+                else:
+                    events.setdefault(tenant, []).append(served)
             for tenant, lists in by_tenant.items():
                 store_lists(store, tenant, lists)
+            for tenant, made in events.items():
+                store_events(store, tenant, made)
     finally:
         store.close()
+
+
+def store_events(store: Store, tenant: str, events: list[Event]) -> None:
+    """Append events the service made (logged, never raised)."""
+    try:
+        store.events.append_table(tenant, events_to_table(events))
+    except PenchantError as exc:
+        logger.error("lost %d logged events: %s", len(events), exc.message)
 
 
 def store_lists(store: Store, tenant: str, lists: list[ServedList]) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
 
+from penchant.errors import InvalidInput
 from penchant.ingest.validate import RowError
 from penchant.schema import Event, Item, User
 
@@ -153,3 +155,18 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, list):
         return [_inline(v, defs) for v in node]
     return node
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be one JSON object, for routes that read their own body.
+
+    Raises:
+        InvalidInput: the body is not JSON, or not an object (field `body`).
+    """
+    try:
+        fields = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from exc
+    if not isinstance(fields, dict):
+        raise InvalidInput("the body must be a JSON object", field="body")
+    return fields

@@ -191,7 +191,10 @@ class ServedModels:
         address = StoreAddress(
             settings.store_url, settings.store.synchronous, settings.store.busy_timeout_ms
         )
-        self.impressions = Impressions(address) if settings.serving.log_impressions else None
+        #: stores what the service logs off the request path: decisions always, served
+        #: lists as impressions when `serving.log_impressions` is on
+        self.log = Impressions(address)
+        self.impressions = self.log if settings.serving.log_impressions else None
         self._by_tenant: dict[str, ServedModel] = {}
         self._lock = threading.Lock()
 
@@ -212,13 +215,11 @@ class ServedModels:
         return 0 if engine is None else engine.forget_user(user_id)
 
     def start(self) -> None:
-        """Load the default tenant's active model now, and start the impression writer."""
+        """Load the default tenant's active model now, and start the log writer."""
         served = self.of(self.settings.tenant)
         served._refresh(background=False)
-        if self.impressions is not None:
-            self.impressions.start()
+        self.log.start()
 
     def close(self) -> None:
-        """Flush the impression log."""
-        if self.impressions is not None:
-            self.impressions.close()
+        """Flush the log (impressions, decisions, rewards)."""
+        self.log.close()

@@ -21,6 +21,7 @@ from penchant.store.base import (
 from penchant.store.convert import events_to_table
 from penchant.store.sql.catalog import SqlCatalogStore
 from penchant.store.sql.consent import ConsentRecord, Control, PersonChoices, SqlConsentStore
+from penchant.store.sql.content import SqlContentStore
 from penchant.store.sql.dictionary import Dictionary
 from penchant.store.sql.engine import Synchronous, make_engine, migrate
 from penchant.store.sql.events import SqlEventStore
@@ -41,6 +42,7 @@ class Store:
     keys: KeyStore
     privacy: SqlPrivacyStore
     consent: SqlConsentStore
+    content: SqlContentStore
     meta: StoreMeta
     engine: Engine
     _codes: Dictionary
@@ -90,6 +92,7 @@ def open_store(
         keys=SqlKeyStore(engine),
         privacy=SqlPrivacyStore(engine, codes, tombstones),
         consent=SqlConsentStore(engine, codes, tombstones),
+        content=SqlContentStore(engine),
         meta=StoreMeta(engine),
         engine=engine,
         _codes=codes,
@@ -110,6 +113,7 @@ __all__ = [
     "EventStore",
     "KeyStore",
     "PersonChoices",
+    "SqlContentStore",
     "Store",
     "StoreMeta",
     "Synchronous",

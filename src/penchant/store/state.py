@@ -5,9 +5,37 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from penchant.errors import ConfigError, StoreError
+
+#: A vector of float64 (what `add_floats` adds).
+FloatVector = np.ndarray[Any, np.dtype[np.float64]]
+
+# Adds ARGV[1] (little-endian float64s) to the vector at KEYS[1], element by element, in one
+# atomic step: Lua numbers are doubles, so the sums are exactly those numpy would make.
+_ADD_FLOATS = """
+local current = redis.call('GET', KEYS[1])
+local deltas = ARGV[1]
+if current and #current ~= #deltas then
+  return redis.error_reply('length ' .. #current .. ' is not ' .. #deltas)
+end
+local out = {}
+for i = 0, #deltas / 8 - 1 do
+  local d = struct.unpack('<d', deltas, i * 8 + 1)
+  if current then d = d + struct.unpack('<d', current, i * 8 + 1) end
+  out[i + 1] = struct.pack('<d', d)
+end
+redis.call('SET', KEYS[1], table.concat(out))
+return 1
+"""
+
+
+def _floats(deltas: FloatVector) -> bytes:
+    return np.ascontiguousarray(deltas, dtype="<f8").tobytes()
 
 
 class StateStore(Protocol):
@@ -36,6 +64,22 @@ class StateStore(Protocol):
 
     def recent(self, tenant: str, key: str, n: int) -> list[str]:
         """The newest `n` values of a list, newest first."""
+        ...
+
+    def get_many(self, tenant: str, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of several keys at once (one round trip), None where absent."""
+        ...
+
+    def add_floats(self, tenant: str, key: str, deltas: FloatVector) -> None:
+        """Add a float64 vector to the one stored at `key` (zeros when absent), atomically.
+
+        The stored value is the vector's little-endian float64 bytes, so `get` and
+        `get_many` read it back with `numpy.frombuffer(value, "<f8")`. Several writers adding
+        to the same key never lose an addition.
+
+        Raises:
+            StoreError: the key holds a value of another length.
+        """
         ...
 
     def delete(self, tenant: str, *keys: str) -> int:
@@ -108,6 +152,25 @@ class MemoryState:
             current = self._live((tenant, key))
             return list(current)[:n] if isinstance(current, deque) else []
 
+    def get_many(self, tenant: str, keys: Sequence[str]) -> list[bytes | None]:
+        """See `StateStore.get_many`."""
+        return [self.get(tenant, k) for k in keys]
+
+    def add_floats(self, tenant: str, key: str, deltas: FloatVector) -> None:
+        """See `StateStore.add_floats`."""
+        add = np.frombuffer(_floats(deltas), dtype="<f8")
+        with self._lock:
+            current = self._live((tenant, key))
+            if current is None:
+                value = add
+            else:
+                now = np.frombuffer(current, dtype="<f8") if isinstance(current, bytes) else None
+                if now is None or len(now) != len(add):
+                    raise StoreError(f"state key {key!r} holds a vector of another length")
+                value = now + add
+            expires = self._values.get((tenant, key), (None, None))[1]
+            self._values[(tenant, key)] = (value.tobytes(), expires)
+
     def delete(self, tenant: str, *keys: str) -> int:
         """See `StateStore.delete`."""
         with self._lock:
@@ -136,6 +199,7 @@ class RedisState:
             self._redis.ping()
         except redis.RedisError as exc:
             raise StoreError(f"cannot reach Redis at {url}: {exc}") from exc
+        self._add_floats: Any = self._redis.register_script(_ADD_FLOATS)
 
     @staticmethod
     def _key(tenant: str, key: str) -> str:
@@ -170,6 +234,22 @@ class RedisState:
     def recent(self, tenant: str, key: str, n: int) -> list[str]:
         """See `StateStore.recent`."""
         return [v.decode() for v in self._redis.lrange(self._key(tenant, key), 0, n - 1)]
+
+    def get_many(self, tenant: str, keys: Sequence[str]) -> list[bytes | None]:
+        """See `StateStore.get_many`."""
+        if not keys:
+            return []
+        values = self._redis.mget([self._key(tenant, k) for k in keys])
+        return [bytes(v) if v is not None else None for v in values]
+
+    def add_floats(self, tenant: str, key: str, deltas: FloatVector) -> None:
+        """See `StateStore.add_floats`: one Lua script, so concurrent adds all count."""
+        import redis
+
+        try:
+            self._add_floats(keys=[self._key(tenant, key)], args=[_floats(deltas)])
+        except redis.ResponseError as exc:
+            raise StoreError(f"state key {key!r} holds a vector of another length") from exc
 
     def delete(self, tenant: str, *keys: str) -> int:
         """See `StateStore.delete`."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
+import numpy as np
 import pytest
 
+from penchant.errors import StoreError
 from penchant.store.state import StateStore
 
 
@@ -70,3 +73,48 @@ class StateContract:
         assert state.get(tenant, "user:u10") == b"1"
         state.delete_prefix(tenant, "")
         state.delete_prefix(other, "")
+
+    def test_get_many_answers_in_order_with_none_for_absent(
+        self, state: StateStore, tenant: str
+    ) -> None:
+        state.set(tenant, "a", b"1")
+        state.set(tenant, "c", b"3")
+        assert state.get_many(tenant, ["c", "b", "a"]) == [b"3", None, b"1"]
+        assert state.get_many(tenant, []) == []
+
+    def test_add_floats_sums_exactly_as_float64(self, state: StateStore, tenant: str) -> None:
+        rng = np.random.default_rng(7)
+        deltas = rng.normal(size=(20, 6)) * 10.0 ** rng.integers(-8, 8, size=(20, 1))
+        for row in deltas:
+            state.add_floats(tenant, "v", row)
+        expected = np.zeros(6)
+        for row in deltas:  # the same order of additions, so the same rounding
+            expected = expected + row
+        stored = state.get(tenant, "v")
+        assert stored is not None
+        assert np.array_equal(np.frombuffer(stored, dtype="<f8"), expected)
+
+    def test_add_floats_from_many_threads_loses_nothing(
+        self, state: StateStore, tenant: str
+    ) -> None:
+        def add(n: int) -> None:
+            for _ in range(n):
+                state.add_floats(tenant, "shared", np.array([1.0, 0.5, 2.0]))
+
+        threads = [threading.Thread(target=add, args=(50,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stored = state.get(tenant, "shared")
+        assert stored is not None
+        assert np.frombuffer(stored, dtype="<f8").tolist() == [400.0, 200.0, 800.0]
+
+    def test_add_floats_refuses_a_vector_of_another_length(
+        self, state: StateStore, tenant: str
+    ) -> None:
+        state.add_floats(tenant, "v", np.ones(3))
+        with pytest.raises(StoreError, match="another length"):
+            state.add_floats(tenant, "v", np.ones(4))
+        stored = state.get(tenant, "v")
+        assert stored is not None and np.frombuffer(stored, dtype="<f8").tolist() == [1, 1, 1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from penchant.content.decisions import Decider
 from penchant.ingest.validate import InvalidBatch, RowError, parse_event_batch
 from penchant.service.deps import (
     BodyDep,
@@ -52,10 +53,10 @@ def post_events(
     ack = store.events.append(key.tenant, valid) if valid else Ack(stored=0)
     if ack.stored:
         repeated, refused = set(ack.duplicates), set(ack.refused)
-        online.record(
-            key.tenant,
-            [e for i, e in enumerate(valid) if e.event_id not in repeated and i not in refused],
-        )
+        stored = [e for i, e in enumerate(valid) if e.event_id not in repeated and i not in refused]
+        online.record(key.tenant, stored)
+        decider: Decider = request.app.state.decider
+        decider.reward(key.tenant, stored)
     errors = batch.errors + _refused(batch.errors, len(batch.events), ack.refused)
     return EventsOut(
         stored=ack.stored, duplicates=list(ack.duplicates), rejected=RowErrorOut.of(errors)

@@ -27,6 +27,7 @@ from penchant.service.schemas import (
     NOT_FOUND,
     RecommendationsOut,
     json_body,
+    json_object,
 )
 from penchant.types import Scope
 
@@ -72,14 +73,7 @@ async def get_recommendations(
 async def post_recommendations(request: Request) -> Response:
     """Recommendations with a context, filters, business rules and exclusions."""
     key = await authorize(request, Scope.RECS_READ)
-    body = await request.body()
-    try:
-        fields = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from exc
-    if not isinstance(fields, dict):
-        raise InvalidInput("the body must be a JSON object", field="body")
-    ranking = _request(fields)
+    ranking = _request(json_object(await request.body()))
     own_session_only(request, key, ranking.user_id, ranking.session_id)
     return _answer(request, key.tenant, ranking)
 

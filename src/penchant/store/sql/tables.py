@@ -217,3 +217,25 @@ store_meta = Table(
     Column("name", Text, primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# -- dynamic content ------------------------------------------------------------------------
+# Slots and their variants, each stored as its JSON document (`penchant.schema.content`).
+slots = Table(
+    "slots",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+variants = Table(
+    "variants",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("slot", Text, primary_key=True),
+    Column("variant_id", Text, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

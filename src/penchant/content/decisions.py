@@ -15,6 +15,7 @@ the embedded default, a flushed Redis): see `penchant.content.rebuild`.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -182,7 +183,13 @@ class Decider:
             return decision
         self.state.add_floats(tenant, plan.keys[rows[index]], live.policy.pull_delta(x))
         context = x.tolist()
-        record = {"slot": live.slot.id, "sig": plan.sig, "variant": chosen.id, "x": context}
+        record = {
+            "slot": live.slot.id,
+            "sig": plan.sig,
+            "variant": chosen.id,
+            "x": context,
+            "t": time.time(),  # the window runs from now, whatever the context's time
+        }
         self.state.set(
             tenant,
             decision_key(decision_id),
@@ -265,10 +272,6 @@ class Decider:
             self._rebuild(tenant, live)
         self._built.add((tenant, sig))
 
-    def forget_built(self) -> None:
-        """Check the rebuilt markers again at the next decision (the state may be new)."""
-        self._built.clear()
-
     def reward(self, tenant: str, events: Sequence[Event]) -> int:
         """Credit the decisions that accepted outcome events carry back; return how many.
 
@@ -303,12 +306,10 @@ class Decider:
                 live.policy.reward_delta(x, delta),
             )
             record["r"] = total
-            self.state.set(
-                tenant,
-                decision_key(decision_id),
-                orjson.dumps(record),
-                ttl_s=live.slot.attribution_window_s,
-            )
+            # the record keeps what is left of its window, not a new one
+            left = live.slot.attribution_window_s - (time.time() - record.get("t", time.time()))
+            if left > 0:
+                self.state.set(tenant, decision_key(decision_id), orjson.dumps(record), ttl_s=left)
             if self.sink is not None:
                 self.sink(tenant, _reward_event(event, decision_id, record, delta))
             credited += 1

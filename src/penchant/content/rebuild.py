@@ -70,7 +70,13 @@ def rebuild_slot(events: EventStore, state: StateStore, tenant: str, live: LiveS
     for i, (decision_id, at) in enumerate(zip(ids, times, strict=True)):
         left = (at + window - now).total_seconds()
         if left > 0:
-            record = {"slot": slot.id, "sig": sig, "variant": arms[i], "x": contexts[i]}
+            record = {
+                "slot": slot.id,
+                "sig": sig,
+                "variant": arms[i],
+                "x": contexts[i],
+                "t": at.timestamp(),
+            }
             state.set(
                 tenant,
                 decision_key(decision_id),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from apitools import Api
 from fastapi.testclient import TestClient
 
@@ -15,6 +16,14 @@ from penchant.schema.content import Slot
 from penchant.service.app import create_app
 from penchant.settings import load_settings
 from penchant.store import EventFilter
+
+
+@pytest.fixture
+def store_url(sqlite_url: str) -> str:
+    """SQLite only: these answers do not depend on the backend, and the content store runs on
+    both in tests/content/test_decisions.py (the suite's time goes elsewhere)."""
+    return sqlite_url
+
 
 SLOT = {
     "policy": {"name": "linucb", "alpha": 0.2},

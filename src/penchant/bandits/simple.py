@@ -6,6 +6,8 @@ Each arm's statistics are `[pulls, reward_sum]`: a pull adds `[1, 0]`, a reward 
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 import numpy.typing as npt
 
@@ -32,7 +34,26 @@ class _CountingPolicy(Policy):
         return rows
 
 
-class EpsilonGreedy(_CountingPolicy):
+class _ScoringPolicy(_CountingPolicy):
+    """A counting policy that ranks arms by a score (epsilon-greedy, UCB1)."""
+
+    def scores(self, stats: npt.ArrayLike) -> FloatArray:
+        """Each arm's score (mean reward, or UCB1 index); +inf for an arm never pulled.
+
+        Args:
+            stats: (K, 2) statistics.
+
+        Raises:
+            InvalidInput: bad hyperparameters or statistics.
+        """
+        return self._scores(self._inputs(stats, None)[0])
+
+    @abstractmethod
+    def _scores(self, stats: FloatArray) -> FloatArray:
+        """The scores of validated (K, 2) statistics."""
+
+
+class EpsilonGreedy(_ScoringPolicy):
     """With probability epsilon a uniformly random arm, otherwise the best mean reward.
 
     An arm never pulled counts as the best (optimistic: every new arm is tried by the greedy
@@ -53,17 +74,6 @@ class EpsilonGreedy(_CountingPolicy):
         """Validate `epsilon` (see `Policy.check`)."""
         real_param("epsilon", self.epsilon, low=0.0, high=1.0)
 
-    def scores(self, stats: npt.ArrayLike) -> FloatArray:
-        """Each arm's mean reward; +inf for an arm never pulled.
-
-        Args:
-            stats: (K, 2) statistics.
-
-        Raises:
-            InvalidInput: bad hyperparameters or statistics.
-        """
-        return self._scores(self._inputs(stats, None)[0])
-
     def _scores(self, stats: FloatArray) -> FloatArray:
         pulls, total = stats[:, 0], stats[:, 1]
         pulled = pulls > 0
@@ -76,7 +86,7 @@ class EpsilonGreedy(_CountingPolicy):
         return epsilon / len(stats) + (1.0 - epsilon) * uniform_over_best(self._scores(stats))
 
 
-class UCB1(_CountingPolicy):
+class UCB1(_ScoringPolicy):
     """Upper confidence bound: the arm with the highest mean + c * sqrt(2 ln N / n).
 
     n is the arm's pulls and N the pulls of all the arms offered. Arms never pulled come
@@ -94,17 +104,6 @@ class UCB1(_CountingPolicy):
     def check(self) -> None:
         """Validate `c` (see `Policy.check`)."""
         real_param("c", self.c, low=0.0)
-
-    def scores(self, stats: npt.ArrayLike) -> FloatArray:
-        """Each arm's UCB1 index; +inf for an arm never pulled.
-
-        Args:
-            stats: (K, 2) statistics.
-
-        Raises:
-            InvalidInput: bad hyperparameters or statistics.
-        """
-        return self._scores(self._inputs(stats, None)[0])
 
     def _scores(self, stats: FloatArray) -> FloatArray:
         pulls, total = stats[:, 0], stats[:, 1]

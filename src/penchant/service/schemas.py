@@ -157,16 +157,17 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def json_object(body: bytes) -> dict[str, Any]:
-    """A request body that must be one JSON object, for routes that read their own body.
+def json_object(text: bytes | str, field: str = "body") -> dict[str, Any]:
+    """A request body (or a query parameter, named by `field`) that must be one JSON object.
 
     Raises:
-        InvalidInput: the body is not JSON, or not an object (field `body`).
+        InvalidInput: it is not JSON, or not an object (naming `field`).
     """
+    what = "the body" if field == "body" else field
     try:
-        fields = orjson.loads(body)
+        fields = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from exc
+        raise InvalidInput(f"{what} is not valid JSON: {exc}", field=field) from exc
     if not isinstance(fields, dict):
-        raise InvalidInput("the body must be a JSON object", field="body")
+        raise InvalidInput(f"{what} must be a JSON object", field=field)
     return fields

@@ -124,15 +124,7 @@ def _request(fields: dict[str, Any]) -> RankingRequest:
 
 
 def _context(text: str | None) -> dict[str, Any]:
-    if text is None:
-        return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"context is not valid JSON: {exc}", field="context") from exc
-    if not isinstance(value, dict):
-        raise InvalidInput("context must be a JSON object", field="context")
-    return value
+    return {} if text is None else json_object(text, "context")
 
 
 def _answer(http: Request, tenant: str, request: RankingRequest) -> Response:

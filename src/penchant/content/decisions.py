@@ -3,8 +3,9 @@
 Each variant's statistics are an additive vector in the online state (`bandit:{sig}:{id}`,
 where `sig` names the slot and its policy and feature layout). A decision reads the
 eligible variants' vectors in one round trip (with the person's mirrored consent, when asked
-to check it), lets the policy choose, and adds the policy's pull to the chosen vector; an
-outcome that carries the decision's id back adds the policy's reward. Additions are atomic
+to check it), lets the policy choose, and in a second round trip adds the policy's pull to
+the chosen vector and stores the decision's record; an outcome that carries the decision's
+id back adds the policy's reward. Additions are atomic
 in the state store, so several workers sharing Redis learn as one.
 
 The event log is the durable record: every decision is logged as a `decision` event (the
@@ -33,7 +34,7 @@ from penchant.privacy.consent import PREFIX as PREFERENCES_PREFIX
 from penchant.privacy.consent import Preferences
 from penchant.schema import Event, EventContext
 from penchant.schema.common import Id, UtcDatetime, utcnow
-from penchant.store.state import StateStore
+from penchant.store.state import AddFloats, SetValue, StateStore, Write
 from penchant.types import Purpose
 
 #: Receives the events the service makes (decisions, rewards) to append to the log.
@@ -181,7 +182,6 @@ class Decider:
         )
         if dry_run:
             return decision
-        self.state.add_floats(tenant, plan.keys[rows[index]], live.policy.pull_delta(x))
         context = x.tolist()
         record = {
             "slot": live.slot.id,
@@ -189,12 +189,19 @@ class Decider:
             "variant": chosen.id,
             "x": context,
             "t": time.time(),  # the window runs from now, whatever the context's time
+            "r": 0.0,
         }
-        self.state.set(
+        # the pull and the record in one round trip
+        self.state.write_many(
             tenant,
-            decision_key(decision_id),
-            orjson.dumps({**record, "r": 0.0}),
-            ttl_s=live.slot.attribution_window_s,
+            [
+                AddFloats(plan.keys[rows[index]], live.policy.pull_delta(x)),
+                SetValue(
+                    decision_key(decision_id),
+                    orjson.dumps(record),
+                    ttl_s=live.slot.attribution_window_s,
+                ),
+            ],
         )
         if self.sink is not None:
             self.sink(
@@ -300,16 +307,18 @@ class Decider:
             if delta <= 0:
                 continue
             x = np.asarray(record["x"], dtype=np.float64)
-            self.state.add_floats(
-                tenant,
-                stats_key(record["sig"], record["variant"]),
-                live.policy.reward_delta(x, delta),
-            )
             record["r"] = total
+            writes: list[Write] = [
+                AddFloats(
+                    stats_key(record["sig"], record["variant"]),
+                    live.policy.reward_delta(x, delta),
+                )
+            ]
             # the record keeps what is left of its window, not a new one
             left = live.slot.attribution_window_s - (time.time() - record.get("t", time.time()))
             if left > 0:
-                self.state.set(tenant, decision_key(decision_id), orjson.dumps(record), ttl_s=left)
+                writes.append(SetValue(decision_key(decision_id), orjson.dumps(record), left))
+            self.state.write_many(tenant, writes)
             if self.sink is not None:
                 self.sink(tenant, _reward_event(event, decision_id, record, delta))
             credited += 1

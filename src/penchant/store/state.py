@@ -6,6 +6,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,27 +16,61 @@ from penchant.errors import ConfigError, StoreError
 #: A vector of float64 (what `add_floats` adds).
 FloatVector = np.ndarray[Any, np.dtype[np.float64]]
 
-# Adds ARGV[1] (little-endian float64s) to the vector at KEYS[1], element by element, in one
-# atomic step: Lua numbers are doubles, so the sums are exactly those numpy would make.
+# Adds a sparse vector to the float64 vector at KEYS[1] in one atomic step: ARGV[1] is the
+# vector's length in floats, ARGV[2] the changed cells' indices (little-endian uint32s) and
+# ARGV[3] their deltas (little-endian float64s). Only the changed cells are read and written
+# (a bandit's pull touches a few dozen of hundreds), and Lua numbers are doubles, so the sums
+# are exactly those numpy would make.
 _ADD_FLOATS = """
+local size = 8 * tonumber(ARGV[1])
 local current = redis.call('GET', KEYS[1])
-local deltas = ARGV[1]
-if current and #current ~= #deltas then
-  return redis.error_reply('length ' .. #current .. ' is not ' .. #deltas)
+if current and #current ~= size then
+  return redis.error_reply('length ' .. #current .. ' is not ' .. size)
 end
-local out = {}
-for i = 0, #deltas / 8 - 1 do
-  local d = struct.unpack('<d', deltas, i * 8 + 1)
-  if current then d = d + struct.unpack('<d', current, i * 8 + 1) end
-  out[i + 1] = struct.pack('<d', d)
+if not current then
+  redis.call('SET', KEYS[1], string.rep('\\0', size))
 end
-redis.call('SET', KEYS[1], table.concat(out))
+local cells, deltas = ARGV[2], ARGV[3]
+for j = 0, #deltas / 8 - 1 do
+  local at = 8 * struct.unpack('<I4', cells, 4 * j + 1)
+  local d = struct.unpack('<d', deltas, 8 * j + 1)
+  if current then d = d + struct.unpack('<d', current, at + 1) end
+  redis.call('SETRANGE', KEYS[1], at, struct.pack('<d', d))
+end
 return 1
 """
 
 
 def _floats(deltas: FloatVector) -> bytes:
     return np.ascontiguousarray(deltas, dtype="<f8").tobytes()
+
+
+def _cells(deltas: FloatVector) -> list[bytes | int]:
+    """`_ADD_FLOATS`'s arguments for a dense vector: its length and its non-zero cells."""
+    dense = np.ascontiguousarray(deltas, dtype="<f8").ravel()
+    changed = np.flatnonzero(dense)
+    return [len(dense), changed.astype("<u4").tobytes(), dense[changed].tobytes()]
+
+
+@dataclass(frozen=True, slots=True)
+class AddFloats:
+    """A write for `StateStore.write_many`: `add_floats(key, deltas)`."""
+
+    key: str
+    deltas: FloatVector
+
+
+@dataclass(frozen=True, slots=True)
+class SetValue:
+    """A write for `StateStore.write_many`: `set(key, value, ttl_s)`."""
+
+    key: str
+    value: bytes
+    ttl_s: float | None = None
+
+
+#: One of the writes `StateStore.write_many` applies.
+Write = AddFloats | SetValue
 
 
 class StateStore(Protocol):
@@ -79,6 +114,18 @@ class StateStore(Protocol):
 
         Raises:
             StoreError: the key holds a value of another length.
+        """
+        ...
+
+    def write_many(self, tenant: str, writes: Sequence[Write]) -> None:
+        """Apply several writes in order, in one round trip.
+
+        Each write is atomic on its own, as `add_floats` and `set` are; the batch is not a
+        transaction (another client may read between two of its writes).
+
+        Raises:
+            StoreError: an `AddFloats` met a vector of another length (the other writes
+                were applied).
         """
         ...
 
@@ -171,6 +218,20 @@ class MemoryState:
             expires = self._values.get((tenant, key), (None, None))[1]
             self._values[(tenant, key)] = (value.tobytes(), expires)
 
+    def write_many(self, tenant: str, writes: Sequence[Write]) -> None:
+        """See `StateStore.write_many`."""
+        refused: StoreError | None = None
+        for write in writes:
+            if isinstance(write, SetValue):
+                self.set(tenant, write.key, write.value, write.ttl_s)
+                continue
+            try:
+                self.add_floats(tenant, write.key, write.deltas)
+            except StoreError as exc:
+                refused = refused or exc
+        if refused is not None:
+            raise refused
+
     def delete(self, tenant: str, *keys: str) -> int:
         """See `StateStore.delete`."""
         with self._lock:
@@ -247,9 +308,31 @@ class RedisState:
         import redis
 
         try:
-            self._add_floats(keys=[self._key(tenant, key)], args=[_floats(deltas)])
+            self._add_floats(keys=[self._key(tenant, key)], args=_cells(deltas))
         except redis.ResponseError as exc:
             raise StoreError(f"state key {key!r} holds a vector of another length") from exc
+
+    def write_many(self, tenant: str, writes: Sequence[Write]) -> None:
+        """See `StateStore.write_many`: one pipeline, not a transaction.
+
+        The additions go as EVAL with the script's text rather than EVALSHA: a pipeline
+        using a registered script first asks Redis whether it knows the script, a second
+        round trip.
+        """
+        import redis
+
+        pipe = self._redis.pipeline(transaction=False)
+        for write in writes:
+            name = self._key(tenant, write.key)
+            if isinstance(write, SetValue):
+                px = max(1, int(write.ttl_s * 1000)) if write.ttl_s is not None else None
+                pipe.set(name, write.value, px=px)
+            else:
+                pipe.eval(_ADD_FLOATS, 1, name, *_cells(write.deltas))
+        answers = pipe.execute(raise_on_error=False)
+        for write, answer in zip(writes, answers, strict=True):
+            if isinstance(answer, redis.ResponseError):
+                raise StoreError(f"state key {write.key!r} holds a vector of another length")
 
     def delete(self, tenant: str, *keys: str) -> int:
         """See `StateStore.delete`."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from penchant.errors import StoreError
-from penchant.store.state import StateStore
+from penchant.store.state import AddFloats, SetValue, StateStore
 
 
 class StateContract:
@@ -118,3 +118,52 @@ class StateContract:
             state.add_floats(tenant, "v", np.ones(4))
         stored = state.get(tenant, "v")
         assert stored is not None and np.frombuffer(stored, dtype="<f8").tolist() == [1, 1, 1]
+
+    def test_add_floats_of_sparse_vectors_keeps_the_whole_length(
+        self, state: StateStore, tenant: str
+    ) -> None:
+        # a new vector whose last cells are zero is still stored whole, and zero cells of a
+        # delta leave the stored cells as they were
+        state.add_floats(tenant, "v", np.array([0.0, 2.5, 0.0, 0.0]))
+        state.add_floats(tenant, "v", np.array([-1.0, 0.0, 0.0, np.inf]))
+        state.add_floats(tenant, "v", np.zeros(4))
+        stored = state.get(tenant, "v")
+        assert stored is not None
+        assert np.frombuffer(stored, dtype="<f8").tolist() == [-1.0, 2.5, 0.0, np.inf]
+        with pytest.raises(StoreError, match="another length"):
+            state.add_floats(tenant, "v", np.zeros(5))
+
+    def test_write_many_applies_every_write_in_order(self, state: StateStore, tenant: str) -> None:
+        state.write_many(
+            tenant,
+            [
+                AddFloats("v", np.array([1.0, 0.0, 0.25])),
+                SetValue("k", b"first"),
+                AddFloats("v", np.array([0.5, 0.0, 0.25])),
+                SetValue("k", b"second"),
+                SetValue("brief", b"x", ttl_s=0.05),
+            ],
+        )
+        stored = state.get(tenant, "v")
+        assert stored is not None
+        assert np.frombuffer(stored, dtype="<f8").tolist() == [1.5, 0.0, 0.5]
+        assert state.get_many(tenant, ["k", "brief"]) == [b"second", b"x"]
+        time.sleep(0.15)
+        assert state.get(tenant, "brief") is None
+        state.write_many(tenant, [])
+
+    def test_write_many_reports_a_refused_addition_after_applying_the_rest(
+        self, state: StateStore, tenant: str
+    ) -> None:
+        state.add_floats(tenant, "v", np.ones(2))
+        with pytest.raises(StoreError, match="'v' holds a vector of another length"):
+            state.write_many(
+                tenant,
+                [AddFloats("v", np.ones(3)), SetValue("k", b"1"), AddFloats("w", np.ones(2))],
+            )
+        assert state.get(tenant, "k") == b"1"
+        stored = state.get_many(tenant, ["v", "w"])
+        assert [np.frombuffer(v or b"", dtype="<f8").tolist() for v in stored] == [
+            [1.0, 1.0],
+            [1.0, 1.0],
+        ]

@@ -31,7 +31,7 @@ Prints Markdown and writes bench/out/decisions.json (`--smoke`: decisions-smoke.
 loads, to check the script in a minute). The Redis keys of each run's tenant are deleted
 after it.
 
-    .venv/bin/python bench/decision_bench.py [--seconds 30 --rates 1000,2000 --smoke]
+    .venv/bin/python bench/decision_bench.py [--seconds 30 --rates 1000,1500 --smoke --trace DIR]
 """
 
 from __future__ import annotations
@@ -204,7 +204,13 @@ def redis_cpu_s(stats: Stats) -> float:
 
 
 def drive(
-    server: Any, port: int, key: str, args: argparse.Namespace, stats: Stats, rate: float
+    server: Any,
+    port: int,
+    key: str,
+    args: argparse.Namespace,
+    stats: Stats,
+    rate: float,
+    policy: str,
 ) -> dict[str, Any]:
     """Run bench/http_load.py (open loop at `rate`, closed when 0); add what the server's
     processes and Redis did during the measured part, and check the statistics counted
@@ -218,6 +224,9 @@ def drive(
     command += ["--segments", ",".join(SEGMENTS), "--reward-share", str(args.reward_share)]
     if rate:
         command += ["--rate", str(rate)]
+    if args.trace:
+        mode = f"open{rate:g}" if rate else "closed"
+        command += ["--trace", str(Path(args.trace) / f"{policy}-{mode}.csv")]
     load_before = Path("/proc/loadavg").read_text().split()[0]
     pulls_before, rewards_before = stats.totals()
     load = subprocess.Popen(
@@ -293,7 +302,7 @@ def policy_runs(args: argparse.Namespace, policy: str) -> list[dict[str, Any]]:
             checked = sanity(port, key, stats)
             _log(f"{policy}: slot defined, {json.dumps(checked)}, the click counted; load")
             for rate in [*args.rates, 0.0]:
-                row = drive(server, port, key, args, stats, rate)
+                row = drive(server, port, key, args, stats, rate, policy)
                 row["policy"] = policy
                 rows.append(row)
                 _log(f"  {json.dumps(row)}")
@@ -395,7 +404,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print Markdown, write bench/out/decisions.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated")
-    parser.add_argument("--rates", default="1000,2000", help="open-loop rates, comma-separated")
+    parser.add_argument("--rates", default="1000,1500", help="open-loop rates, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per load")
     parser.add_argument("--requests", type=int, default=100_000, help="measured requests at most")
     parser.add_argument("--warmup", type=int, default=1_000, help="unmeasured requests first")
@@ -406,10 +415,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the state's URL")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="5 s loads (a quick check)")
+    parser.add_argument("--trace", metavar="DIR", help="each load's answers' latencies, as CSV")
     args = parser.parse_args(argv)
     args.rates = [float(r) for r in args.rates.split(",") if r]
     if args.smoke:
         args.seconds, args.warmup = 5.0, 300
+    if args.trace:
+        Path(args.trace).mkdir(parents=True, exist_ok=True)
     OUT.mkdir(exist_ok=True)
     report: dict[str, Any] = {"machine": machine()}
     report["args"] = dict(vars(args))

@@ -139,6 +139,31 @@ class ContentSettings(BaseModel):
     generation_timeout_s: float = Field(default=60.0, gt=0.0)
 
 
+class ExperimentSettings(BaseModel):
+    """A/B/n experiments: how fresh each worker's copy is, and the long-term holdout."""
+
+    refresh_s: float = Field(
+        default=5.0, gt=0.0, description="how old a worker's copy of experiments may be"
+    )
+    holdout_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.5,
+        description="the share of units kept out of every experiment that respects the "
+        "holdout, for years if need be: the baseline that long-term lift is measured against",
+    )
+    holdout_surface: str | None = Field(
+        default=None,
+        description="the surface whose pipeline the holdout is served on an experiment's "
+        "surface (unset: that surface's own pipeline, as if no experiment ran)",
+    )
+    holdout_salt: str = Field(
+        default="holdout",
+        min_length=1,
+        description="the holdout's hash salt: changing it draws a new holdout",
+    )
+
+
 class SurfaceSettings(BaseModel):
     """One surface (a page, a channel, an arm): its pipeline as an ordered list of stages.
 
@@ -199,6 +224,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     content: ContentSettings = Field(default_factory=ContentSettings)
+    experiments: ExperimentSettings = Field(default_factory=ExperimentSettings)
     surfaces: dict[str, SurfaceSettings] = Field(default_factory=dict)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 

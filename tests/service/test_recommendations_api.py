@@ -153,11 +153,22 @@ def test_served_lists_are_logged_as_impressions(client: TestClient) -> None:
     assert {e.context.surface for e in logged} == {body["pipeline"]}
 
 
-@pytest.mark.parametrize(("device", "locale"), [(None, None), ("tv", None), (None, "fr-CA")])
+@pytest.mark.parametrize(
+    ("device", "locale", "attributes"),
+    [
+        (None, None, None),
+        ("tv", None, None),
+        (None, "fr-CA", None),
+        (None, None, {"experiment": 'e "1"', "arm": "b"}),
+        ("tv", "fr-CA", {"experiment": "e", "holdout": True}),
+    ],
+)
 def test_impression_contexts_are_the_json_of_their_fields(
-    device: str | None, locale: str | None
+    device: str | None, locale: str | None, attributes: dict[str, object] | None
 ) -> None:
-    served = ServedList("r1", "u1", None, ["a", "b", "c"], 'home "x"', device, locale, 0)
+    served = ServedList(
+        "r1", "u1", None, ["a", "b", "c"], 'home "x"', device, locale, 0, attributes
+    )
     for position, text in enumerate(served.contexts()):
         want: dict[str, object] = {"request_id": "r1", "surface": 'home "x"'}
         if device is not None:
@@ -165,6 +176,8 @@ def test_impression_contexts_are_the_json_of_their_fields(
         want["position"] = position
         if locale is not None:
             want["locale"] = locale
+        if attributes is not None:
+            want["attributes"] = attributes
         assert json.loads(text) == want
 
 

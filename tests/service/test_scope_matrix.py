@@ -48,6 +48,13 @@ NEEDS: dict[tuple[str, str], Scope | None] = {
     ("PUT", "/v1/slots/{id}/variants/{variant_id}"): Scope.CATALOG_WRITE,
     ("POST", "/v1/slots/{id}/variants/{variant_id}/{action}"): Scope.CATALOG_WRITE,
     ("POST", "/v1/slots/{id}/proposals"): Scope.CATALOG_WRITE,
+    ("GET", "/v1/experiments"): Scope.EXPERIMENTS_ADMIN,
+    ("GET", "/v1/experiments/{id}"): Scope.EXPERIMENTS_ADMIN,
+    ("PUT", "/v1/experiments/{id}"): Scope.EXPERIMENTS_ADMIN,
+    ("DELETE", "/v1/experiments/{id}"): Scope.EXPERIMENTS_ADMIN,
+    ("POST", "/v1/experiments/{id}/{action}"): Scope.EXPERIMENTS_ADMIN,
+    ("PUT", "/v1/experiments/{id}/ramp"): Scope.EXPERIMENTS_ADMIN,
+    ("GET", "/v1/experiments/{id}/report"): Scope.EXPERIMENTS_ADMIN,
     # needs catalog:read and recs:read: of the one-scope keys, only admin has both
     ("POST", "/v1/templates/preview"): Scope.ADMIN,
 }
@@ -111,6 +118,10 @@ CONSENT_ON = {
     "purposes": {"personalization": {"granted": True, "version": "v2", "source": "banner"}}
 }
 CONSENT_OFF = {"purposes": {"personalization": {"granted": False, "version": "v9"}}}
+EXPERIMENT = {
+    "surface": "default",
+    "arms": [{"name": "a", "surface": "default"}, {"name": "b", "surface": "default"}],
+}
 
 
 #: An admin key of another tenant, operation by operation, on this tenant's ids: the request
@@ -135,6 +146,9 @@ OTHER_TENANT: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int]] = {
     ("GET", "/v1/users/{id}/export"): ("/v1/users/u-a/export", None, 404),
     ("GET", "/v1/slots"): ("/v1/slots", None, 200),
     ("GET", "/v1/slots/{id}"): ("/v1/slots/s-a", None, 404),
+    ("GET", "/v1/experiments"): ("/v1/experiments", None, 200),
+    ("GET", "/v1/experiments/{id}"): ("/v1/experiments/x-a", None, 404),
+    ("GET", "/v1/experiments/{id}/report"): ("/v1/experiments/x-a/report", None, 404),
     ("POST", "/v1/sessions"): ("/v1/sessions", None, 201),
     ("POST", "/v1/events"): ("/v1/events", {"events": [MINE_EVENT]}, 200),
     ("PUT", "/v1/items/{id}"): ("/v1/items/i-a", {"title": "theirs"}, 200),
@@ -159,6 +173,9 @@ OTHER_TENANT: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int]] = {
         204,
     ),
     ("POST", "/v1/decisions"): ("/v1/decisions", {"slot": "s-a", "session_id": "s"}, 200),
+    ("PUT", "/v1/experiments/{id}"): ("/v1/experiments/x-a", EXPERIMENT, 200),
+    ("POST", "/v1/experiments/{id}/{action}"): ("/v1/experiments/x-a/start", None, 200),
+    ("PUT", "/v1/experiments/{id}/ramp"): ("/v1/experiments/x-a/ramp", {"ramp": 0.5}, 200),
     ("POST", "/v1/slots/{id}/proposals"): ("/v1/slots/s-a/proposals", {"brief": "b"}, 409),
     ("POST", "/v1/templates/preview"): (
         "/v1/templates/preview",
@@ -167,6 +184,7 @@ OTHER_TENANT: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int]] = {
     ),
     ("DELETE", "/v1/items/{id}"): ("/v1/items/i-a", None, 204),  # its own i-a
     ("DELETE", "/v1/slots/{id}"): ("/v1/slots/s-a", None, 204),  # its own s-a
+    ("DELETE", "/v1/experiments/{id}"): ("/v1/experiments/x-a", None, 409),  # its own, running
     ("DELETE", "/v1/users/{id}/controls/{kind}/{value}"): (
         "/v1/users/u-a/controls/category/c1",  # this tenant's control
         None,
@@ -187,6 +205,7 @@ def test_another_tenants_key_finds_and_changes_nothing_of_this_tenant(api: Api) 
         ("POST", "/v1/events", {"events": [MINE_EVENT]}),
         ("PUT", "/v1/slots/s-a", {"policy": {"name": "thompson"}}),
         ("PUT", "/v1/slots/s-a/variants/v-a", {"text": "mine", "status": "pending"}),
+        ("PUT", "/v1/experiments/x-a", {**EXPERIMENT, "description": "mine"}),
     ]
     for method, url, body in seed:
         assert api.client.request(method, url, json=body, headers=mine).status_code < 300, url
@@ -222,6 +241,7 @@ def _mine(api: Api, headers: dict[str, str]) -> dict[str, Any]:
         "controls": "/v1/users/u-a/controls",
         "export": "/v1/users/u-a/export",
         "slot": "/v1/slots/s-a",
+        "experiment": "/v1/experiments/x-a",
     }
     out = {}
     for name, url in reads.items():

@@ -25,6 +25,6 @@ def test_opening_twice_does_not_migrate_again(store_url: str) -> None:
     try:
         with store.engine.connect() as conn:
             revision = MigrationContext.configure(conn).get_current_revision()
-        assert revision == "0005"
+        assert revision == "0006"
     finally:
         store.close()

@@ -11,7 +11,20 @@ import typer
 from typer.core import TyperGroup
 
 from penchant import __version__
-from penchant.cli import bandits, commands, data, evaluate, keys, models, ope, privacy, send, slots
+from penchant.cli import (
+    bandits,
+    commands,
+    data,
+    evaluate,
+    experiments,
+    keys,
+    models,
+    ope,
+    privacy,
+    send,
+    simulate,
+    slots,
+)
 from penchant.errors import PenchantError
 
 
@@ -85,11 +98,13 @@ app.command("send")(send.send)
 app.command("evaluate")(evaluate.evaluate)
 app.command("train")(models.train)
 app.command("ope")(ope.ope)
+app.command("simulate")(simulate.simulate)
 app.add_typer(data.app, name="import")
 app.add_typer(keys.app, name="keys")
 app.add_typer(models.app, name="models")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(slots.app, name="slots")
+app.add_typer(experiments.app, name="experiment")
 app.add_typer(bandits.app, name="bandits")
 
 

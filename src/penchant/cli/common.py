@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from penchant.errors import InvalidInput
 from penchant.settings import Settings, load_settings
+
+M = TypeVar("M", bound=BaseModel)
 
 DataDir = Annotated[
     Path | None,
@@ -63,3 +66,29 @@ def pairs(values: list[str], option: str) -> dict[str, str]:
             raise InvalidInput(f"{option} {value!r}: expected COLUMN=FIELD")
         parsed[name.strip()] = target.strip()
     return parsed
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's value.
+
+    Raises:
+        InvalidInput: the file is not valid JSON (its name is the field).
+    """
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"{path.name} is not valid JSON: {exc}", field=str(path)) from exc
+
+
+def parse_model(model: type[M], data: Any, where: str) -> M:
+    """Validate `data` as `model`.
+
+    Raises:
+        InvalidInput: the first invalid field, named after `where` (such as the file).
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"{where}: {field}: {first['msg']}", field=field) from exc

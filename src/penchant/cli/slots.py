@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import orjson
 import typer
-from pydantic import BaseModel, ValidationError
 from rich.table import Table
 
-from penchant.cli.common import DataDir, Json, Tenant, out, print_json, settings_for
+from penchant.cli.common import (
+    DataDir,
+    Json,
+    Tenant,
+    out,
+    parse_model,
+    print_json,
+    read_json,
+    settings_for,
+)
 from penchant.content.proposals import propose_variants
 from penchant.content.slots import Slots
 from penchant.errors import InvalidInput
 from penchant.jobs.content import export_decisions, generation_config
 from penchant.jobs.store import opened_store
 from penchant.schema.content import Slot, Variant
-
-M = TypeVar("M", bound=BaseModel)
 
 app = typer.Typer(help="Slots and their variants (dynamic content).", no_args_is_help=True)
 
@@ -28,27 +33,11 @@ SlotFile = Annotated[
 VariantFile = Annotated[Path, typer.Argument(help="A JSON file: one variant or a list of them.")]
 
 
-def _read(path: Path) -> Any:
-    try:
-        return orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"{path.name} is not valid JSON: {exc}", field=str(path)) from exc
-
-
-def _model(model: type[M], data: Any, where: str) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"{where}: {field}: {first['msg']}", field=field) from exc
-
-
 @app.command("put")
 def put(path: SlotFile, tenant: Tenant = None, data_dir: DataDir = None) -> None:
     """Create or replace a slot from a JSON file."""
     settings = settings_for(data_dir)
-    slot = _model(Slot, _read(path), path.name)
+    slot = parse_model(Slot, read_json(path), path.name)
     with opened_store(settings) as store:
         Slots(store.content).put(tenant or settings.tenant, slot)
     out().print(f"slot {slot.id} saved")
@@ -64,9 +53,9 @@ def variants(
     """Add or replace variants of a slot from a JSON file (approved unless `status` says
     `pending`)."""
     settings = settings_for(data_dir)
-    data = _read(path)
+    data = read_json(path)
     rows = data if isinstance(data, list) else [data]
-    parsed = [_model(Variant, row, f"{path.name}[{n}]") for n, row in enumerate(rows)]
+    parsed = [parse_model(Variant, row, f"{path.name}[{n}]") for n, row in enumerate(rows)]
     with opened_store(settings) as store:
         slots = Slots(store.content)
         for variant in parsed:

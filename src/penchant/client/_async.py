@@ -179,6 +179,22 @@ class AsyncClient:
         """See `Client.decide`."""
         return await self._send(_calls.decide(slot, user_id, session_id, context))
 
+    async def put_experiment(self, experiment_id: str, experiment: JsonObject) -> dict[str, object]:
+        """See `Client.put_experiment`."""
+        return await self._send(_calls.put_experiment(experiment_id, experiment))
+
+    async def start_experiment(self, experiment_id: str) -> dict[str, object]:
+        """See `Client.start_experiment`."""
+        return await self._send(_calls.experiment_action(experiment_id, "start"))
+
+    async def stop_experiment(self, experiment_id: str) -> dict[str, object]:
+        """See `Client.stop_experiment`."""
+        return await self._send(_calls.experiment_action(experiment_id, "stop"))
+
+    async def experiment_report(self, experiment_id: str, alpha: float = 0.05) -> dict[str, object]:
+        """See `Client.experiment_report`."""
+        return await self._send(_calls.experiment_report(experiment_id, alpha))
+
     async def _send(self, call: Call[T]) -> T:
         """Send a call, again while the retry policy allows, and read its answer."""
         for attempt in itertools.count():

@@ -202,6 +202,26 @@ def decide(
     return Call("POST", "/v1/decisions", Decision.model_validate_json, body=body)
 
 
+def put_experiment(experiment_id: str, experiment: JsonObject) -> Call[dict[str, object]]:
+    """PUT /v1/experiments/{id}; idempotent while the experiment is a draft."""
+    path = f"/v1/experiments/{segment(experiment_id, 'experiment_id')}"
+    return Call("PUT", path, orjson.loads, body=orjson.dumps(dict(experiment)), retry=True)
+
+
+def experiment_action(experiment_id: str, action: str) -> Call[dict[str, object]]:
+    """POST /v1/experiments/{id}/start or /stop; not sent again (a second start is a 409)."""
+    if action not in ("start", "stop"):
+        raise ValueError("action is start or stop")
+    path = f"/v1/experiments/{segment(experiment_id, 'experiment_id')}/{action}"
+    return Call("POST", path, orjson.loads)
+
+
+def experiment_report(experiment_id: str, alpha: float) -> Call[dict[str, object]]:
+    """GET /v1/experiments/{id}/report?alpha=A."""
+    path = f"/v1/experiments/{segment(experiment_id, 'experiment_id')}/report"
+    return Call("GET", path, orjson.loads, {"alpha": repr(alpha)}, retry=True)
+
+
 def _query(k: int, surface: str | None, context: JsonObject | None) -> dict[str, str]:
     params = {"k": str(k)}
     if surface is not None:

@@ -293,6 +293,46 @@ class Client:
         """
         return self._send(_calls.decide(slot, user_id, session_id, context))
 
+    def put_experiment(self, experiment_id: str, experiment: JsonObject) -> dict[str, object]:
+        """Define an experiment as a draft, or redefine a draft (PUT /v1/experiments/{id}).
+
+        Args:
+            experiment_id: its id.
+            experiment: its surface, arms (the first is the control), unit, ramp, holdout.
+
+        Returns:
+            The stored experiment, as JSON.
+
+        Raises:
+            ApiError: any error answer (409 once it has started; 422 names the bad field).
+        """
+        return self._send(_calls.put_experiment(experiment_id, experiment))
+
+    def start_experiment(self, experiment_id: str) -> dict[str, object]:
+        """Start serving an experiment's arms (POST /v1/experiments/{id}/start).
+
+        Raises:
+            ApiError: any error answer (409 when another experiment runs on its surface).
+        """
+        return self._send(_calls.experiment_action(experiment_id, "start"))
+
+    def stop_experiment(self, experiment_id: str) -> dict[str, object]:
+        """Stop serving an experiment's arms (POST /v1/experiments/{id}/stop).
+
+        Raises:
+            ApiError: any error answer (409 when it is not running).
+        """
+        return self._send(_calls.experiment_action(experiment_id, "stop"))
+
+    def experiment_report(self, experiment_id: str, alpha: float = 0.05) -> dict[str, object]:
+        """Each metric per arm, its lift over the control with an interval, p-values and
+        verdicts, from the event log (GET /v1/experiments/{id}/report).
+
+        Raises:
+            ApiError: any error answer (404 for no such experiment).
+        """
+        return self._send(_calls.experiment_report(experiment_id, alpha))
+
     def _send(self, call: Call[T]) -> T:
         """Send a call, again while the retry policy allows, and read its answer."""
         for attempt in itertools.count():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +9,7 @@ import numpy.typing as npt
 from scipy import stats as sps
 
 from penchant.errors import InvalidInput
+from penchant.experiments.validity import holm as holm  # re-exported: one Holm in penchant
 
 # Resampled indices drawn at once (32 MiB of int64), whatever the number of users.
 _CHUNK_CELLS = 1 << 22
@@ -137,32 +137,6 @@ def paired_comparison(
         wilcoxon_pvalue=wilcoxon_pvalue,
         n_users=int(first.size),
     )
-
-
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values, in input order.
-
-    The i-th smallest of m p-values (1-based) becomes `max_{j<=i} (m - j + 1) * p_(j)`,
-    capped at 1; rejecting where the adjusted value is below alpha controls the
-    family-wise error rate at alpha.
-
-    Args:
-        pvalues: raw p-values, each in [0, 1].
-
-    Returns:
-        The adjusted p-values, one per input, in the same order.
-
-    Raises:
-        InvalidInput: a p-value outside [0, 1] or NaN.
-    """
-    raw = np.asarray(pvalues, dtype=np.float64)
-    if raw.ndim != 1 or not np.all((raw >= 0.0) & (raw <= 1.0)):
-        raise InvalidInput("p-values must be a flat sequence of numbers in [0, 1]")
-    order = np.argsort(raw, kind="stable")
-    scaled = raw[order] * np.arange(raw.size, 0, -1)
-    adjusted = np.empty_like(raw)
-    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
-    return [float(p) for p in adjusted]
 
 
 def _sample(values: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:

@@ -116,6 +116,20 @@ CONFIG_TEMPLATE = """\
 # generation_api_key = "sent as a bearer token, when the server wants one"
 # generation_timeout_s = 60.0
 
+[experiments]
+# How old, in seconds, a worker's copy of experiments may be (a start, stop or ramp made
+# through a worker reaches it at once, the other workers within this).
+# refresh_s = 5.0
+# A long-term holdout: this share of users (or sessions) is kept out of every experiment
+# that respects it, so that the lift of everything shipped can be measured against it
+# months later. 0 by default; at most 0.5.
+# holdout_share = 0.0
+# The surface (pipeline) the holdout is served on an experiment's surface; unset, that
+# surface's own pipeline. For example a non-personalized pipeline:
+# holdout_surface = "popular"
+# The holdout's hash salt: changing it draws a new holdout.
+# holdout_salt = "holdout"
+
 [privacy]
 # The key of keyed hashes (erasure tombstones, the audit log, signed sessions), kept outside
 # the database, readable by its owner only. Default: privacy.key in the data directory,

@@ -31,6 +31,7 @@ from penchant.jobs.trainer import BackgroundTrainer
 from penchant.privacy.keys import CachedKeys, KeysMarker, RateLimiter
 from penchant.schema import EventVocabulary
 from penchant.service.errors import install_error_handlers
+from penchant.service.experiments import LiveExperiments
 from penchant.service.hot import HotRoutes, hot_routes
 from penchant.service.limits import BodySizeLimit
 from penchant.service.process import APP_FACTORY
@@ -39,6 +40,7 @@ from penchant.service.routes import (
     consent,
     decisions,
     events,
+    experiments,
     export,
     health,
     privacy,
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions.router,
         slots.router,
         templates.router,
+        experiments.router,
     )
     for router in routers:
         app.include_router(router)
@@ -134,6 +137,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         serving = app.state.serving = ServedModels(settings, store, state)
         serving.start()
         app.state.slots, app.state.decider = content_decider(settings, store, state, serving)
+        app.state.experiments = LiveExperiments(store.experiments, settings.experiments)
         trainer = background_trainer(settings, store, state)
         # Every worker runs its own (daily, when retention is configured): deletes are
         # idempotent, so workers that overlap only find less to delete.

@@ -145,6 +145,7 @@ EventsWriter = Annotated[ApiKeyRecord, Depends(scoped(Scope.EVENTS_WRITE))]
 CatalogWriter = Annotated[ApiKeyRecord, Depends(scoped(Scope.CATALOG_WRITE))]
 CatalogReader = Annotated[ApiKeyRecord, Depends(scoped(Scope.CATALOG_READ))]
 RecsReader = Annotated[ApiKeyRecord, Depends(scoped(Scope.RECS_READ))]
+ExperimentsAdmin = Annotated[ApiKeyRecord, Depends(scoped(Scope.EXPERIMENTS_ADMIN))]
 
 
 def own_session_only(

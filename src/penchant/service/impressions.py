@@ -35,6 +35,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
+from typing import Any
 
 import numpy as np
 import orjson
@@ -59,17 +60,23 @@ class ServedList:
     device: str | None
     locale: str | None
     ts: int  # microseconds since the epoch
+    #: The experiment and arm it was served under (`penchant.service.experiments`), if any.
+    attributes: dict[str, Any] | None = None
 
     def contexts(self) -> list[str]:
         """The stored context of each impression, by position: request_id, surface, device,
-        position, locale (as `context_json` writes them), the shared fields serialized once."""
+        position, locale and attributes (as `context_json` writes them), the shared fields
+        serialized once."""
         head = {"request_id": self.request_id, "surface": self.surface}
         if self.device is not None:
             head["device"] = self.device
         start = orjson.dumps(head).decode()[:-1] + ',"position":'
-        end = (
-            "}" if self.locale is None else "," + orjson.dumps({"locale": self.locale}).decode()[1:]
-        )
+        tail: dict[str, Any] = {}
+        if self.locale is not None:
+            tail["locale"] = self.locale
+        if self.attributes:
+            tail["attributes"] = self.attributes
+        end = "," + orjson.dumps(tail).decode()[1:] if tail else "}"
         return [f"{start}{p}{end}" for p in range(len(self.item_ids))]
 
 

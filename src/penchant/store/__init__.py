@@ -25,6 +25,7 @@ from penchant.store.sql.content import SqlContentStore
 from penchant.store.sql.dictionary import Dictionary
 from penchant.store.sql.engine import Synchronous, make_engine, migrate
 from penchant.store.sql.events import SqlEventStore
+from penchant.store.sql.experiments import SqlExperimentStore
 from penchant.store.sql.keys import SqlKeyStore
 from penchant.store.sql.meta import StoreMeta
 from penchant.store.sql.privacy import ErasedRows, ErasureRecord, SqlPrivacyStore
@@ -43,6 +44,7 @@ class Store:
     privacy: SqlPrivacyStore
     consent: SqlConsentStore
     content: SqlContentStore
+    experiments: SqlExperimentStore
     meta: StoreMeta
     engine: Engine
     _codes: Dictionary
@@ -93,6 +95,7 @@ def open_store(
         privacy=SqlPrivacyStore(engine, codes, tombstones),
         consent=SqlConsentStore(engine, codes, tombstones),
         content=SqlContentStore(engine),
+        experiments=SqlExperimentStore(engine),
         meta=StoreMeta(engine),
         engine=engine,
         _codes=codes,

@@ -20,6 +20,7 @@ from penchant.privacy.pseudonyms import Pseudonyms
 from penchant.ranking import Engine, Ranked, RankingRequest
 from penchant.ranking.catalog import micros
 from penchant.service.deps import BEARER, authorize, own_session_only
+from penchant.service.experiments import LiveExperiments
 from penchant.service.impressions import Impressions, ServedList
 from penchant.service.preferences import personal_request
 from penchant.service.schemas import (
@@ -147,6 +148,11 @@ def _answer(http: Request, tenant: str, request: RankingRequest) -> Response:
     personal = request.user_id is not None and (request.profiling or guarded)
     user = state.user(request.user_id) if personal else None
     session = state.session(request.session_id) if request.session_id is not None else None
+    experiments: LiveExperiments = http.app.state.experiments
+    asked = request.surface or engine.default_surface
+    routed = experiments.route(tenant, asked, request.user_id, request.session_id)
+    if routed is not None and routed.surface != asked:
+        request = request.model_copy(update={"surface": routed.surface})
     ranked = engine.recommend(request, user, session)
     request_id = uuid.uuid4().hex
     impressions: Impressions | None = serving.impressions
@@ -160,6 +166,7 @@ def _answer(http: Request, tenant: str, request: RankingRequest) -> Response:
             device=request.context.device,
             locale=request.context.locale,
             ts=micros(request.now()),
+            attributes=routed.attributes if routed is not None else None,
         )
         impressions.log(tenant, served)
     return _out(ranked, request_id)

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-from sqlalchemy import Engine, Table, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Engine, delete, select
 
 from penchant.schema.content import Slot, Variant, VariantStatus
-from penchant.store.sql.engine import read_tx, write_tx
+from penchant.store.sql.engine import now_micros, read_tx, upsert, write_tx
 from penchant.store.sql.tables import slots, variants
-
-
-def _now() -> int:
-    return int(time.time() * 1_000_000)
-
-
-def _upsert(conn: Any, table: Table, keys: list[str], row: dict[str, Any]) -> None:
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(table).values(**row)
-    updates = {c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates))
 
 
 class SqlContentStore:
@@ -35,7 +19,7 @@ class SqlContentStore:
         """Create or replace a slot's definition (its variants stay)."""
         row = {"tenant": tenant, "name": slot.id, "body": slot.model_dump_json()}
         with write_tx(self._engine) as conn:
-            _upsert(conn, slots, ["tenant", "name"], {**row, "updated_at": _now()})
+            upsert(conn, slots, ["tenant", "name"], {**row, "updated_at": now_micros()})
 
     def get_slot(self, tenant: str, name: str) -> Slot | None:
         """A slot, or None."""
@@ -67,10 +51,10 @@ class SqlContentStore:
             "variant_id": variant.id,
             "status": variant.status,
             "body": variant.model_dump_json(),
-            "updated_at": _now(),
+            "updated_at": now_micros(),
         }
         with write_tx(self._engine) as conn:
-            _upsert(conn, variants, ["tenant", "slot", "variant_id"], row)
+            upsert(conn, variants, ["tenant", "slot", "variant_id"], row)
 
     def get_variant(self, tenant: str, slot: str, variant_id: str) -> Variant | None:
         """A variant, or None."""
@@ -113,6 +97,6 @@ class SqlContentStore:
                     variants.c.slot == slot,
                     variants.c.variant_id == variant_id,
                 )
-                .values(status=status, body=variant.model_dump_json(), updated_at=_now())
+                .values(status=status, body=variant.model_dump_json(), updated_at=now_micros())
             )
             return True

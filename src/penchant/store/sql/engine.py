@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -15,7 +16,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -171,3 +174,16 @@ def migrate(engine: Engine) -> None:
         return
     with write_tx(engine) as conn:
         command.upgrade(_alembic_config(conn), "head")
+
+
+def now_micros() -> int:
+    """The current time in microseconds since the epoch (the `updated_at` columns)."""
+    return int(time.time() * 1_000_000)
+
+
+def upsert(conn: Connection, table: Table, keys: list[str], row: dict[str, Any]) -> None:
+    """Insert a row, or update every other column of the row with the same `keys`."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table).values(**row)
+    updates = {c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates))

@@ -239,3 +239,17 @@ variants = Table(
     Column("body", Text, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+# -- experiments ----------------------------------------------------------------------------
+# A/B/n experiments, each stored as its JSON document (`penchant.schema.experiments`); the
+# surface and status are columns too, to find the one running on a surface.
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("surface", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

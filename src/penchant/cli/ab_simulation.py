@@ -1,0 +1,172 @@
+"""A/B tests of pipelines through the real service, with simulated people who react to what
+they are shown as their hidden tastes say (`penchant.ingest.world`).
+
+The experiment is defined and started through the API; each simulated person asks for
+recommendations (`GET /v1/recommendations`), and their reactions to the list (dismissals,
+clicks, views, dwell, purchases...) are drawn from the world's true click model and sent back
+with the list's `request_id` (`POST /v1/events`). The service logs each list's impressions
+with the person's arm; the report is computed from that log afterwards, by the same code as
+`penchant experiment report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+from rich.console import Console
+from rich.progress import Progress
+
+from penchant.client import Client
+from penchant.ingest.world import World
+from penchant.schema import EventContext
+from penchant.schema.common import utcnow
+from penchant.settings import Settings, SurfaceSettings
+
+#: Pipelines an arm can name without configuring them: a non-personalized baseline (the
+#: `trending` source, which serves people the models never saw as well), and the service's
+#: default (personalized) pipeline.
+POPULAR = SurfaceSettings(
+    stages=[{"stage": "trending", "model": "popular", "n": 200, "weight": 1.0}, {"stage": "score"}]
+)
+PERSONALIZED = "personalized"
+
+
+@dataclass(frozen=True)
+class AbSetup:
+    """What a simulated A/B test asks of the service.
+
+    Attributes:
+        arms: arm names; each is a configured surface, `popular`, or `personalized` (the
+            default pipeline). The first is the control.
+        users: simulated people, drawn from the world without repetition.
+        visits: lists each person asks for.
+        k: items per list.
+        seed: the randomness of who is drawn and how they react.
+        experiment: the experiment's id in the service (new for every run).
+    """
+
+    arms: tuple[str, ...]
+    users: int
+    visits: int = 2
+    k: int = 10
+    seed: int = 0
+    experiment: str = "simulated-ab"
+
+
+def with_arm_surfaces(settings: Settings, arms: Sequence[str]) -> Settings:
+    """The settings with the built-in arms' surfaces added where an arm needs one."""
+    surfaces = dict(settings.surfaces)
+    if "popular" in arms and "popular" not in surfaces:
+        surfaces["popular"] = POPULAR
+    return settings.model_copy(update={"surfaces": surfaces})
+
+
+def arm_surface(settings: Settings, arm: str) -> str:
+    """The surface an arm is served: `personalized` is the default pipeline."""
+    if arm == PERSONALIZED and PERSONALIZED not in settings.surfaces:
+        return settings.serving.default_surface
+    return arm
+
+
+def run_ab(
+    client: Client,
+    world: World,
+    settings: Settings,
+    setup: AbSetup,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Define and start the experiment, let the simulated people visit, then stop it.
+
+    Returns:
+        `{"experiment": id, "lists": n, "events_sent": n}`; the numbers come from the report
+        computed from the log afterwards.
+    """
+    surface = settings.serving.default_surface
+    arms = [{"name": a, "surface": arm_surface(settings, a)} for a in setup.arms]
+    body = {"surface": surface, "arms": arms, "unit": "user", "holdout": False}
+    client.put_experiment(setup.experiment, body)
+    client.start_experiment(setup.experiment)
+    rng = np.random.default_rng(setup.seed)
+    people = rng.choice(world.arrays.user_ids, size=setup.users, replace=False)
+    lists = sent = 0
+    progress = Progress(console=console, transient=True, disable=console is None)
+    with progress:
+        task = progress.add_task("simulated visits", total=len(people) * setup.visits)
+        for visit in range(setup.visits):
+            batch: list[dict[str, Any]] = []
+            for person in people:
+                answer = client.recommend(str(person), k=setup.k)
+                shown = [i.item_id for i in answer.items]
+                lists += 1
+                progress.advance(task)
+                if not shown:
+                    continue
+                context = EventContext(request_id=answer.request_id, surface=surface)
+                at = utcnow() + timedelta(seconds=visit)
+                reactions = world.respond(str(person), shown, rng, context, at=at)
+                batch += _events(reactions.to_pylist())
+                if len(batch) >= 500:
+                    sent += _send(client, batch)
+                    batch = []
+            sent += _send(client, batch)
+    client.stop_experiment(setup.experiment)
+    return {"experiment": setup.experiment, "lists": lists, "events_sent": sent}
+
+
+def _events(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """World reaction rows (`EVENT_TABLE_SCHEMA`) as the JSON events of `POST /v1/events`."""
+    out = []
+    for row in rows:
+        event: dict[str, Any] = {
+            "event_id": row["event_id"],
+            "user_id": row["user_id"],
+            "session_id": row["session_id"],
+            "item_id": row["item_id"],
+            "type": row["type"],
+            "timestamp": datetime.fromtimestamp(row["ts"] / 1e6, UTC).isoformat(),
+        }
+        if row["value"] is not None and row["value"] == row["value"]:
+            event["value"] = row["value"]
+        if row["context"]:
+            event["context"] = orjson.loads(row["context"])
+        out.append({k: v for k, v in event.items() if v is not None})
+    return out
+
+
+def _send(client: Client, events: list[dict[str, Any]]) -> int:
+    if not events:
+        return 0
+    client.send_events(events)
+    return len(events)
+
+
+def summary(report: dict[str, Any], arms: Sequence[str]) -> dict[str, Any]:
+    """What `penchant simulate --json` prints: per arm impressions, clicks and CTR, and for
+    each arm against the first its CTR lift, 95% interval and p-value."""
+    totals, ctr = report["totals"], next(m for m in report["metrics"] if m["metric"] == "ctr")
+    out: dict[str, Any] = {"arms": {}, "comparisons": {}}
+    for arm in arms:
+        t = totals.get(arm, {})
+        impressions, clicks = int(t.get("impressions", 0)), int(t.get("clicks", 0))
+        out["arms"][arm] = {
+            "users": report["units"].get(arm, 0),
+            "impressions": impressions,
+            "clicks": clicks,
+            "ctr": clicks / impressions if impressions else None,
+        }
+    for arm in arms[1:]:
+        c = ctr["comparisons"].get(arm)
+        if c is not None:
+            out["comparisons"][arm] = {
+                "lift": c["lift"],
+                "ci": c["lift_ci"],
+                "p_value": c["p_value"],
+                "always_valid_p": c.get("always_valid_p"),
+            }
+    out["sample_ratio_p"] = report["sample_ratio"].get("p_value")
+    return out

@@ -1,0 +1,237 @@
+"""Engagement of an experiment's units, from the event log: one row per user (or session).
+
+The unit of analysis is the unit of randomization. A unit enters the analysis at its first
+exposure: the first impression logged under the experiment with its arm (the service logs
+it when the arm is actually served). What it does from then on counts for that arm:
+
+- `impressions`: its impressions under the experiment;
+- `clicks`: its clicks on those lists: a click whose `context.request_id` is one of the
+  unit's exposed lists, or, for a click without one, on an item such a list showed it;
+- `dismissals`: its dismissals of items those lists showed;
+- `converted` and `revenue`: whether it bought or converted after its first exposure, and the
+  sum of its purchases' values;
+- `dwell_s`: its dwell time after its first exposure (the `dwell` events' values);
+- `consumed` and `sessions`: its views, clicks, add-to-carts and purchases of items after its
+  first exposure, and the distinct sessions they fell in;
+- `returned_d1`, `returned_d7`: whether it was active again on day 1 (the 24 hours from one
+  day after its first exposure) and on day 7; NaN when the log ends before that day does.
+
+Units of the long-term holdout that were eligible for the experiment are kept apart, so
+that a report can show them beside the arms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from penchant.schema import Event
+from penchant.schema.common import to_micros, utcnow
+from penchant.schema.experiments import Experiment
+from penchant.store import EventFilter, EventStore
+
+DAY_US = 86_400 * 1_000_000
+#: Events that count as consuming an item.
+CONSUMPTION = frozenset({"view", "click", "add_to_cart", "purchase"})
+#: Events that count as a conversion.
+CONVERSION = frozenset({"purchase", "conversion"})
+#: The arm name the long-term holdout's units get in a unit table.
+HOLDOUT = "(holdout)"
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class _Unit:
+    arm: str
+    first_us: int
+    segment: str
+    requests: set[str] = field(default_factory=set)
+    items: set[str] = field(default_factory=set)
+    impressions: int = 0
+    clicks: int = 0
+    dismissals: int = 0
+    converted: bool = False
+    revenue: float = 0.0
+    dwell_s: float = 0.0
+    consumed: int = 0
+    sessions: set[str] = field(default_factory=set)
+    active_days: set[int] = field(default_factory=set)
+    # per day since the experiment's start: impressions and clicks (lift over time)
+    daily: dict[int, list[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UnitTable:
+    """Every exposed unit of an experiment, one row each (see the module docstring).
+
+    Attributes:
+        units: the unit ids.
+        arms: each unit's arm (`HOLDOUT` for units of the long-term holdout).
+        segments: each unit's segment (the device of its first exposure, or `unknown`).
+        first_exposure_us: when each unit was first exposed (microseconds since the epoch).
+        metrics: per-unit values by name, each aligned with `units`.
+        daily_impressions, daily_clicks: (units, days) counts per day since `start`.
+        start: the experiment's first start.
+        end: the end of the data analysed.
+    """
+
+    units: list[str]
+    arms: npt.NDArray[np.str_]
+    segments: npt.NDArray[np.str_]
+    first_exposure_us: npt.NDArray[np.int64]
+    metrics: dict[str, FloatArray]
+    daily_impressions: npt.NDArray[np.int64]
+    daily_clicks: npt.NDArray[np.int64]
+    start: datetime
+    end: datetime
+
+    def arm(self, name: str) -> npt.NDArray[np.bool_]:
+        """The rows of one arm."""
+        return np.asarray(self.arms == name)
+
+
+def experiment_units(
+    events: EventStore,
+    tenant: str,
+    experiment: Experiment,
+    *,
+    until: datetime | None = None,
+    batch_size: int = 10_000,
+) -> UnitTable:
+    """Read an experiment's units and what each did, from its first start to `until`.
+
+    Args:
+        events: the event log.
+        tenant: the experiment's tenant.
+        experiment: the experiment (its history gives its first start).
+        until: the end of the data; default now.
+        batch_size: events read at a time.
+
+    Returns:
+        The unit table; empty when nothing was exposed yet.
+    """
+    end = until or utcnow()
+    start = experiment.history[0].at if experiment.history else end
+    start_us, end_us = to_micros(start), to_micros(end)
+    units: dict[str, _Unit] = {}
+    where = EventFilter(types=("impression",), since=start, until=end)
+    for batch in events.scan(tenant, where, batch_size=batch_size):
+        for event in batch:
+            _exposure(units, experiment, event, start_us)
+    if units:
+        outcomes = EventFilter(since=start, until=end)
+        for batch in events.scan(tenant, outcomes, batch_size=batch_size):
+            for event in batch:
+                unit = _unit_of(units, experiment, event)
+                if unit is not None and event.type != "impression":
+                    _outcome(unit, event, start_us)
+    return _table(units.items(), start, end, start_us, end_us)
+
+
+def _exposure(units: dict[str, _Unit], experiment: Experiment, event: Event, start_us: int) -> None:
+    context = event.context
+    if context is None or context.attributes.get("experiment") != experiment.id:
+        return
+    key = event.user_id if experiment.unit == "user" else event.session_id
+    if key is None:
+        return
+    held = context.attributes.get("holdout") is True
+    arm = HOLDOUT if held else str(context.attributes.get("arm"))
+    at = to_micros(event.timestamp)
+    unit = units.get(key)
+    if unit is None:
+        unit = units[key] = _Unit(arm, at, context.device or "unknown")
+    elif at < unit.first_us:
+        unit.first_us, unit.segment = at, context.device or "unknown"
+    unit.impressions += 1
+    if context.request_id is not None:
+        unit.requests.add(context.request_id)
+    if event.item_id is not None:
+        unit.items.add(event.item_id)
+    day = unit.daily.setdefault((at - start_us) // DAY_US, [0, 0])
+    day[0] += 1
+
+
+def _unit_of(units: dict[str, _Unit], experiment: Experiment, event: Event) -> _Unit | None:
+    key = event.user_id if experiment.unit == "user" else event.session_id
+    return units.get(key) if key is not None else None
+
+
+def _outcome(unit: _Unit, event: Event, start_us: int) -> None:
+    at = to_micros(event.timestamp)
+    if at < unit.first_us:
+        return
+    unit.active_days.add((at - unit.first_us) // DAY_US)
+    kind, context = event.type, event.context
+    request = context.request_id if context is not None else None
+    on_list = request in unit.requests if request is not None else event.item_id in unit.items
+    if kind == "click" and on_list:
+        unit.clicks += 1
+        day = unit.daily.setdefault((at - start_us) // DAY_US, [0, 0])
+        day[1] += 1
+    elif kind == "dismiss" and on_list:
+        unit.dismissals += 1
+    if kind in CONVERSION:
+        unit.converted = True
+        if kind == "purchase":
+            unit.revenue += float(event.value or 0.0)
+    elif kind == "dwell":
+        unit.dwell_s += float(event.value or 0.0)
+    if kind in CONSUMPTION and event.item_id is not None:
+        unit.consumed += 1
+        unit.sessions.add(event.session_id or f"user:{event.user_id}")
+
+
+def _table(
+    rows: Iterable[tuple[str, _Unit]], start: datetime, end: datetime, start_us: int, end_us: int
+) -> UnitTable:
+    listed = sorted(rows, key=lambda r: (r[1].first_us, r[0]))
+    n = len(listed)
+    days = max(1, int((end_us - start_us) // DAY_US) + 1)
+    daily = np.zeros((2, n, days), dtype=np.int64)
+    columns: dict[str, list[float]] = {
+        name: []
+        for name in (
+            "impressions",
+            "clicks",
+            "dismissals",
+            "converted",
+            "revenue",
+            "dwell_s",
+            "consumed",
+            "sessions",
+            "returned_d1",
+            "returned_d7",
+        )
+    }
+    for row, (_, u) in enumerate(listed):
+        for day, (shown, clicked) in u.daily.items():
+            if 0 <= day < days:
+                daily[0, row, day], daily[1, row, day] = shown, clicked
+        columns["impressions"].append(u.impressions)
+        columns["clicks"].append(u.clicks)
+        columns["dismissals"].append(u.dismissals)
+        columns["converted"].append(float(u.converted))
+        columns["revenue"].append(u.revenue)
+        columns["dwell_s"].append(u.dwell_s)
+        columns["consumed"].append(u.consumed)
+        columns["sessions"].append(len(u.sessions))
+        for n_day, name in ((1, "returned_d1"), (7, "returned_d7")):
+            observed = u.first_us + (n_day + 1) * DAY_US <= end_us
+            columns[name].append(float(n_day in u.active_days) if observed else np.nan)
+    return UnitTable(
+        units=[key for key, _ in listed],
+        arms=np.array([u.arm for _, u in listed], dtype=np.str_),
+        segments=np.array([u.segment for _, u in listed], dtype=np.str_),
+        first_exposure_us=np.array([u.first_us for _, u in listed], dtype=np.int64),
+        metrics={k: np.asarray(v, dtype=np.float64) for k, v in columns.items()},
+        daily_impressions=daily[0],
+        daily_clicks=daily[1],
+        start=start,
+        end=end,
+    )

@@ -1,0 +1,179 @@
+"""An experiment's life: define it, start it, ramp it, stop it (the API and the CLI share these).
+
+A draft can be redefined freely. Once started, its arms, surface, unit and salt are fixed
+(changing them mid-run would mix two experiments in one analysis); only its ramp moves, and
+every start, ramp and stop is kept in its history so that an analysis knows the allocation
+at any time. At most one experiment runs on a surface at a time.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from penchant.errors import Conflict, InvalidInput, NotFound
+from penchant.evaluation.engagement import experiment_units
+from penchant.evaluation.experiment_report import experiment_report
+from penchant.schema.common import utcnow
+from penchant.schema.experiments import Change, Experiment, ExperimentStatus
+from penchant.settings import Settings
+from penchant.store import Store
+
+
+def put_experiment(store: Store, tenant: str, experiment: Experiment) -> Experiment:
+    """Create an experiment, or redefine one that has not started; it is stored as a draft.
+
+    Without a `salt` a new random one is drawn (an existing draft keeps its own), so that
+    two experiments on the same units split them independently; give one to reproduce an
+    earlier experiment's split.
+
+    Raises:
+        InvalidInput: the definition sets a status or history (start, ramp and stop do).
+        Conflict: the experiment has started: its definition is fixed.
+    """
+    if experiment.status != "draft" or experiment.history:
+        raise InvalidInput(
+            "status: an experiment is defined as a draft; start, ramp and stop change it",
+            field="status",
+        )
+    existing = store.experiments.get(tenant, experiment.id)
+    if existing is not None and existing.status != "draft":
+        raise Conflict(
+            f"experiment {experiment.id!r} is {existing.status}: its definition is fixed "
+            "(define a new experiment instead)"
+        )
+    salt = experiment.salt or (existing.salt if existing else None) or secrets.token_hex(8)
+    created = (existing.created_at if existing else None) or utcnow()
+    stored = experiment.model_copy(update={"salt": salt, "created_at": created})
+    store.experiments.put(tenant, stored)
+    return stored
+
+
+def get_experiment(store: Store, tenant: str, name: str) -> Experiment:
+    """An experiment.
+
+    Raises:
+        NotFound: no such experiment.
+    """
+    experiment = store.experiments.get(tenant, name)
+    if experiment is None:
+        raise NotFound(f"no experiment {name!r}", field="experiment")
+    return experiment
+
+
+def start_experiment(
+    store: Store, settings: Settings, tenant: str, name: str, *, at: datetime | None = None
+) -> Experiment:
+    """Start a draft (or restart a stopped experiment): its arms are served from now on.
+
+    Raises:
+        NotFound: no such experiment.
+        InvalidInput: an arm's surface is not configured.
+        Conflict: it is running already, or another experiment runs on its surface.
+    """
+    experiment = get_experiment(store, tenant, name)
+    if experiment.status == "running":
+        raise Conflict(f"experiment {name!r} is running already")
+    known = {*settings.surfaces, settings.serving.default_surface}
+    for i, arm in enumerate(experiment.arms):
+        if arm.surface not in known:
+            raise InvalidInput(
+                f"arms[{i}].surface: no surface {arm.surface!r} is configured; configured: "
+                f"{', '.join(sorted(known))}",
+                field=f"arms[{i}].surface",
+            )
+    others = store.experiments.list(tenant, surface=experiment.surface, status="running")
+    if others:
+        raise Conflict(
+            f"experiment {others[0].id!r} runs on surface {experiment.surface!r}; stop it first"
+        )
+    return _change(store, tenant, experiment, "running", experiment.ramp, at)
+
+
+def ramp_experiment(
+    store: Store, tenant: str, name: str, ramp: float, *, at: datetime | None = None
+) -> Experiment:
+    """Set the share of units that enter the experiment (raising it only adds units).
+
+    Raises:
+        NotFound: no such experiment.
+        InvalidInput: `ramp` is not in [0, 1].
+        Conflict: the experiment has stopped.
+    """
+    if not 0.0 <= ramp <= 1.0:
+        raise InvalidInput("ramp: give a share from 0 to 1", field="ramp")
+    experiment = get_experiment(store, tenant, name)
+    if experiment.status == "stopped":
+        raise Conflict(f"experiment {name!r} has stopped; start it again to ramp it")
+    return _change(store, tenant, experiment, experiment.status, ramp, at)
+
+
+def stop_experiment(
+    store: Store, tenant: str, name: str, *, at: datetime | None = None
+) -> Experiment:
+    """Stop serving the experiment's arms; its units are served the surface as usual.
+
+    Raises:
+        NotFound: no such experiment.
+        Conflict: it is not running.
+    """
+    experiment = get_experiment(store, tenant, name)
+    if experiment.status != "running":
+        raise Conflict(f"experiment {name!r} is {experiment.status}, not running")
+    return _change(store, tenant, experiment, "stopped", experiment.ramp, at)
+
+
+def delete_experiment(store: Store, tenant: str, name: str) -> None:
+    """Delete an experiment that is not running (its logged exposures stay in the log).
+
+    Raises:
+        NotFound: no such experiment.
+        Conflict: it is running.
+    """
+    experiment = get_experiment(store, tenant, name)
+    if experiment.status == "running":
+        raise Conflict(f"experiment {name!r} is running; stop it first")
+    store.experiments.delete(tenant, name)
+
+
+def report_experiment(
+    store: Store,
+    tenant: str,
+    name: str,
+    *,
+    until: datetime | None = None,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """The experiment's report from the event log, with data up to `until` (default now):
+    see `penchant.evaluation.experiment_report`.
+
+    Raises:
+        NotFound: no such experiment.
+        InvalidInput: alpha outside (0, 1).
+    """
+    if not 0.0 < alpha < 1.0:
+        raise InvalidInput("alpha: give a level between 0 and 1", field="alpha")
+    experiment = get_experiment(store, tenant, name)
+    table = experiment_units(store.events, tenant, experiment, until=until)
+    return experiment_report(table, experiment, alpha=alpha)
+
+
+def _change(
+    store: Store,
+    tenant: str,
+    experiment: Experiment,
+    status: ExperimentStatus,
+    ramp: float,
+    at: datetime | None,
+) -> Experiment:
+    when = at or utcnow()
+    last = experiment.history[-1].at if experiment.history else None
+    if last is not None and when < last:
+        when = last  # clocks of two machines: the history stays in order
+    change = Change(at=when, status=status, ramp=ramp)
+    changed = experiment.model_copy(
+        update={"status": status, "ramp": ramp, "history": [*experiment.history, change]}
+    )
+    store.experiments.put(tenant, changed)
+    return changed

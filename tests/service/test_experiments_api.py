@@ -1,0 +1,176 @@
+"""/v1/experiments: define, start, ramp and stop an A/B test; its arms served and logged."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apitools import admin_client, seed_world
+from fastapi.testclient import TestClient
+from scipy import stats
+
+from penchant.schema import Event
+from penchant.settings import Settings, load_settings
+from penchant.store import EventFilter
+
+POPULAR = {"stages": [{"stage": "model", "model": "popular", "n": 100}, {"stage": "score"}]}
+AB = {
+    "surface": "default",
+    "arms": [
+        {"name": "control", "surface": "default"},
+        {"name": "popular", "surface": "popular", "weight": 1.0},
+    ],
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings = load_settings(tmp_path, surfaces={"popular": POPULAR})
+    seed_world(settings)
+    return settings
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    from penchant.service.app import create_app
+
+    with admin_client(create_app(settings)) as client:
+        yield client
+
+
+def put(client: TestClient, name: str, body: dict[str, Any]) -> Any:
+    return client.put(f"/v1/experiments/{name}", json=body)
+
+
+def test_an_experiment_is_a_draft_until_started_then_fixed(client: TestClient) -> None:
+    made = put(client, "ab", AB)
+    assert made.status_code == 200, made.text
+    draft = made.json()
+    assert draft["status"] == "draft" and draft["history"] == [] and draft["salt"]
+    # a draft can be redefined; it keeps its salt
+    again = put(client, "ab", {**AB, "ramp": 0.5}).json()
+    assert again["ramp"] == 0.5 and again["salt"] == draft["salt"]
+    started = client.post("/v1/experiments/ab/start")
+    assert started.status_code == 200, started.text
+    assert started.json()["status"] == "running"
+    assert [c["status"] for c in started.json()["history"]] == ["running"]
+    refused = put(client, "ab", AB)
+    assert refused.status_code == 409 and "fixed" in refused.json()["error"]["message"]
+    ramped = client.put("/v1/experiments/ab/ramp", json={"ramp": 0.8}).json()
+    assert ramped["ramp"] == 0.8 and [c["ramp"] for c in ramped["history"]] == [0.5, 0.8]
+    assert client.delete("/v1/experiments/ab").status_code == 409  # running
+    assert client.post("/v1/experiments/ab/start").status_code == 409  # already
+    stopped = client.post("/v1/experiments/ab/stop").json()
+    assert stopped["status"] == "stopped" and len(stopped["history"]) == 3
+    assert client.post("/v1/experiments/ab/stop").status_code == 409
+    assert client.get("/v1/experiments").json()["experiments"][0]["id"] == "ab"
+    assert client.delete("/v1/experiments/ab").status_code == 204
+    assert client.get("/v1/experiments/ab").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**AB, "arms": AB["arms"][:1]}, "arms"),
+        ({**AB, "arms": [AB["arms"][0], AB["arms"][0]]}, "arms"),
+        ({**AB, "ramp": 1.5}, "ramp"),
+        ({**AB, "unit": "device"}, "unit"),
+        ({**AB, "arms": [AB["arms"][0], {"name": "b", "surface": "x", "weight": 0}]}, "arms"),
+        ({**AB, "status": "running"}, "status"),
+        ({**AB, "surprise": 1}, "surprise"),
+    ],
+)
+def test_bad_definitions_are_422_naming_the_field(
+    client: TestClient, body: dict[str, Any], field: str
+) -> None:
+    answer = put(client, "bad", body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"].startswith(field)
+    assert client.get("/v1/experiments/bad").status_code == 404
+
+
+def test_start_needs_configured_surfaces_and_a_free_surface(client: TestClient) -> None:
+    unknown = {**AB, "arms": [AB["arms"][0], {"name": "b", "surface": "nowhere"}]}
+    assert put(client, "x1", unknown).status_code == 200
+    refused = client.post("/v1/experiments/x1/start")
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "arms[1].surface"
+    assert put(client, "x2", AB).status_code == 200
+    assert put(client, "x3", AB).status_code == 200
+    assert client.post("/v1/experiments/x2/start").status_code == 200
+    busy = client.post("/v1/experiments/x3/start")
+    assert busy.status_code == 409 and "x2" in busy.json()["error"]["message"]
+    assert client.post("/v1/experiments/nope/start").status_code == 404
+    assert client.put("/v1/experiments/x2/ramp", json={"ramp": -0.1}).status_code == 422
+
+
+def served(client: TestClient, user: str) -> str:
+    answer = client.get("/v1/recommendations", params={"user_id": user, "k": 3})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["pipeline"])
+
+
+def test_each_user_keeps_one_arm_and_its_impressions_name_it(client: TestClient) -> None:
+    assert put(client, "ab", AB).status_code == 200
+    users = [f"u{i}" for i in range(60)]
+    before = {u: served(client, u) for u in users}
+    assert set(before.values()) == {"default"}  # a draft serves nothing
+    assert client.post("/v1/experiments/ab/start").status_code == 200
+    first = {u: served(client, u) for u in users}
+    assert {u: served(client, u) for u in users} == first  # stable
+    counts = Counter(first.values())
+    assert set(counts) == {"default", "popular"}
+    assert stats.binomtest(counts["popular"], len(users), 0.5).pvalue > 0.001
+    store = client.app.state.store  # type: ignore[attr-defined]
+    logged = impressions(store, "u7", want=9)
+    arm = "popular" if first["u7"] == "popular" else "control"
+    assert {
+        (e.context.attributes.get("experiment"), e.context.attributes.get("arm"))
+        for e in logged
+        if e.context is not None
+    } == {("ab", arm), (None, None)}
+    assert client.post("/v1/experiments/ab/stop").status_code == 200
+    assert {served(client, u) for u in users} == {"default"}
+
+
+def test_raising_the_ramp_only_adds_users(client: TestClient) -> None:
+    assert put(client, "ab", {**AB, "ramp": 0.3}).status_code == 200
+    assert client.post("/v1/experiments/ab/start").status_code == 200
+    store = client.app.state.store  # type: ignore[attr-defined]
+    users = [f"u{i}" for i in range(60)]
+    for u in users:
+        served(client, u)
+    low = arms_of(store, users, want=60 * 3)
+    assert client.put("/v1/experiments/ab/ramp", json={"ramp": 0.9}).status_code == 200
+    for u in users:
+        served(client, u)
+    high = arms_of(store, users, want=2 * 60 * 3)
+    assert 5 <= len(low) < len(high) and len(high) >= 40
+    assert all(high[u] == arm for u, arm in low.items())
+
+
+def impressions(store: Any, user: str | None, *, want: int) -> list[Event]:
+    """Logged impressions (of one user, or everyone's), once at least `want` have been
+    written: the log writer hands lists on every second."""
+    deadline = time.monotonic() + 30
+    logged: list[Event] = []
+    while time.monotonic() < deadline and len(logged) < want:
+        time.sleep(0.1)
+        where = EventFilter(user_id=user, types=("impression",))
+        logged = [e for batch in store.events.scan("default", where) for e in batch]
+    assert len(logged) >= want
+    return logged
+
+
+def arms_of(store: Any, users: list[str], *, want: int) -> dict[str, str]:
+    """Each user's arm of experiment `ab`, from the first `want` impressions logged."""
+    out: dict[str, str] = {}
+    for e in impressions(store, None, want=want):
+        attributes = e.context.attributes if e.context is not None else {}
+        if e.user_id in users and attributes.get("experiment") == "ab":
+            arm = str(attributes["arm"])
+            assert out.setdefault(str(e.user_id), arm) == arm
+    return out

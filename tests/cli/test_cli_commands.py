@@ -205,7 +205,7 @@ def test_demo_generates_and_imports_a_world_and_is_idempotent(data: Path) -> Non
     assert report["stats"]["catalog_users"] == 60
     assert (data / "admin.key").exists()
 
-    again = invoke("demo", *small, "--slot-decisions", "60")
+    again = invoke("demo", *small, "--slot-decisions", "60", "--ab-users", "0")
     assert again.exit_code == 0, again.output
     assert "0 new events" in again.stdout
     assert "What to try next" in again.stdout
@@ -223,6 +223,12 @@ def test_demo_generates_and_imports_a_world_and_is_idempotent(data: Path) -> Non
     live = counts["events"] - report["world"]["events"] - by_type["decision"] - 2 * slot_clicks
     assert 4 < live <= 4 + 5 * 5
     assert by_type["click"] == report["stats"]["by_type"]["click"] + 1 + slot_clicks
+
+    # the A/B test of the popular and the personalized pipeline, reported from the log
+    ab = invoke("demo", *small, "--slot-decisions", "0", "--ab-users", "40")
+    assert ab.exit_code == 0, ab.output
+    assert "A/B test through the API" in ab.stdout
+    assert "Personalized against popular: CTR lift" in ab.stdout
 
 
 def test_no_arguments_shows_help() -> None:

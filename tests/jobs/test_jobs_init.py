@@ -85,6 +85,7 @@ def test_the_template_shows_the_defaults(tmp_path: Path) -> None:
     values["privacy"].pop("secret_file")  # likewise
     for example in ("generation_url", "generation_api_key"):  # unset by default
         values["content"].pop(example)
+    values["experiments"].pop("holdout_surface")  # likewise
     (tmp_path / "penchant.toml").write_text(uncommented)
     defaults = load_settings(tmp_path / "empty").model_dump(exclude={"data_dir"})
     for section, settings in values.items():

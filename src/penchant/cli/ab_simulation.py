@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
 
 from penchant.client import Client
 from penchant.ingest.world import World
@@ -170,3 +171,26 @@ def summary(report: dict[str, Any], arms: Sequence[str]) -> dict[str, Any]:
             }
     out["sample_ratio_p"] = report["sample_ratio"].get("p_value")
     return out
+
+
+def print_ab(console: Console, result: dict[str, Any], arms: Sequence[str]) -> None:
+    """The simulated A/B test as a table: per arm users, impressions, clicks, CTR, and each
+    arm's CTR lift over the first with its 95% interval and p-value."""
+    table = Table(
+        title="A/B test: CTR per arm; lift over the first arm", title_justify="left", box=None
+    )
+    for column in ("arm", "users", "shown", "clicks", "CTR", "lift", "95% interval", "p"):
+        table.add_column(column, no_wrap=True, justify="left" if column == "arm" else "right")
+    for arm in arms:
+        a = result["arms"][arm]
+        c = result["comparisons"].get(arm)
+        lift = ci = p = ""
+        if c is not None:
+            lift = f"{100 * c['lift']:+.1f}%"
+            ci = f"{100 * c['ci'][0]:+.1f}% to {100 * c['ci'][1]:+.1f}%"
+            p = f"{c['p_value']:.2g}"
+        ctr = "n/a" if a["ctr"] is None else f"{a['ctr']:.2%}"
+        table.add_row(
+            arm, f"{a['users']:,}", f"{a['impressions']:,}", f"{a['clicks']:,}", ctr, lift, ci, p
+        )
+    console.print(table)

@@ -140,6 +140,10 @@ def demo(
     slot_decisions: Annotated[
         int, typer.Option(help="Decisions the demo's content slot learns from (0: no slot).", min=0)
     ] = 3_000,
+    ab_users: Annotated[
+        int,
+        typer.Option(help="Simulated people in the demo's A/B test of pipelines (0: none).", min=0),
+    ] = 2_000,
     json: Json = False,
 ) -> None:
     """Run the demo: a simulated shop, generated and ingested into this data directory."""
@@ -194,7 +198,9 @@ def demo(
         # Imported here: it pulls in the HTTP client, which no other command needs.
         from penchant.cli.showcase import serve_and_show
 
-        serve_and_show(settings, result.init.key_file, console, result.world_dir, slot_decisions)
+        serve_and_show(
+            settings, result.init.key_file, console, result.world_dir, slot_decisions, ab_users
+        )
     key = result.init.key_file
     console.print(
         "\nWhat to try next:\n"

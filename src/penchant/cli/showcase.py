@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from penchant.cli.ab_simulation import AbSetup, print_ab, run_ab, summary, with_arm_surfaces
 from penchant.cli.showcase_slot import WARMUP, show_slot
 from penchant.client import Client, Recommendations
 from penchant.ingest.world import World
+from penchant.jobs.experiments import report_experiment
 from penchant.jobs.registry import ModelRegistry
+from penchant.jobs.store import settings_store
+from penchant.schema.common import utcnow
 from penchant.service.process import free_port, start_server
 from penchant.settings import Settings, settings_environment
 
 #: How many simulated people the demo asks recommendations for.
 PEOPLE = 3
+#: The demo's A/B test: its arms (the control first) and its simulated people.
+AB_ARMS = ("popular", "personalized")
+AB_USERS = 2_000
 
 
 def serve_and_show(
@@ -25,28 +33,66 @@ def serve_and_show(
     console: Console,
     world_dir: Path | None = None,
     slot_decisions: int = WARMUP,
+    ab_users: int = AB_USERS,
 ) -> None:
     """Start the service on a free loopback port, ask it for recommendations, print them.
 
     Shows: the most active simulated people's lists with their reasons; the same person's
     list right after they click its first item (no retraining); an anonymous visitor whose
-    three views steer their session's list; and the items similar to one item.
+    three views steer their session's list; the items similar to one item; a content slot
+    that learns; and an A/B test of the popular against the personalized pipeline with
+    `ab_users` simulated people, reported from the log once the service has stopped.
     """
     bundle = ModelRegistry.of(settings).load()
     model = next(iter(bundle.models.values()))
     activity = model.history_.getnnz(axis=1)
     people = [str(model.user_ids_[u]) for u in activity.argsort()[::-1][:PEOPLE]]
+    settings = with_arm_surfaces(settings, AB_ARMS)
     port = free_port()
     log = settings.data_dir / "demo-server.log"
     server = start_server(settings.data_dir, port, env=settings_environment(settings), log=log)
+    world = World.load(world_dir / "truth") if world_dir is not None else None
+    ab: AbSetup | None = None
     try:
         with Client(f"http://127.0.0.1:{port}", key_file.read_text().strip()) as client:
             _show(client, people, console)
-            if world_dir is not None and slot_decisions > 0:
-                world = World.load(world_dir / "truth")
+            if world is not None and slot_decisions > 0:
                 show_slot(client, world, console, decisions=slot_decisions)
+            if world is not None and ab_users > 0:
+                users = min(ab_users, len(world.arrays.user_ids))
+                name = f"demo-ab-{utcnow():%Y%m%d-%H%M%S}"
+                ab = AbSetup(arms=AB_ARMS, users=users, seed=world.config.seed, experiment=name)
+                console.print(
+                    f"\nA/B test through the API: experiment {name}, popular against "
+                    f"personalized, {users:,} simulated people, two lists each; they click as "
+                    "their hidden tastes say."
+                )
+                run_ab(client, world, settings, ab, console)
     finally:
-        _stop(server)
+        _stop(server)  # its impression log is flushed on the way out
+    if ab is not None:
+        _print_ab(settings, ab, console)
+
+
+def _print_ab(settings: Settings, ab: AbSetup, console: Console) -> None:
+    store = settings_store(settings)
+    try:
+        # reactions are timed a few minutes after their list: read the log beyond now
+        until = utcnow() + timedelta(days=1)
+        report = report_experiment(store, settings.tenant, ab.experiment, until=until)
+    finally:
+        store.close()
+    result = summary(report, ab.arms)
+    print_ab(console, result, ab.arms)
+    c = result["comparisons"].get(ab.arms[1])
+    if c is not None:
+        low, high = c["ci"]
+        console.print(
+            f"Personalized against popular: CTR lift {100 * c['lift']:+.1f}% (95% interval "
+            f"{100 * low:+.1f}% to {100 * high:+.1f}%), p = {c['p_value']:.2g}. The full "
+            f"report: penchant experiment report {ab.experiment} --data-dir "
+            f"{settings.data_dir} --output REPORT_DIR"
+        )
 
 
 def _show(client: Client, people: list[str], console: Console) -> None:

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from penchant.cli.ab_simulation import (
     PERSONALIZED,
     AbSetup,
+    print_ab,
     run_ab,
     summary,
     with_arm_surfaces,
@@ -71,7 +71,7 @@ def simulate(
     if json:
         print_json(result)
     else:
-        _print(out(), result, names)
+        print_ab(out(), result, names)
 
 
 def _run(
@@ -140,31 +140,3 @@ def _world(settings: Settings, n_users: int, seed: int, console: Console | None)
 
     config = DEMO_WORLD.model_copy(update={"n_users": n_users, "seed": seed})
     return prepare_world(settings, config, console)[1]
-
-
-def _print(console: Console, result: dict[str, Any], arms: tuple[str, ...]) -> None:
-    table = Table(title="Simulated A/B test (CTR per arm)", title_justify="left")
-    for column in (
-        "arm",
-        "users",
-        "impressions",
-        "clicks",
-        "CTR",
-        "lift vs first",
-        "95% interval",
-        "p",
-    ):
-        table.add_column(column)
-    for arm in arms:
-        a = result["arms"][arm]
-        c = result["comparisons"].get(arm)
-        lift = ci = p = ""
-        if c is not None:
-            lift = f"{100 * c['lift']:+.1f}%"
-            ci = f"[{100 * c['ci'][0]:+.1f}%, {100 * c['ci'][1]:+.1f}%]"
-            p = f"{c['p_value']:.2g}"
-        ctr = "n/a" if a["ctr"] is None else f"{a['ctr']:.2%}"
-        table.add_row(
-            arm, f"{a['users']:,}", f"{a['impressions']:,}", f"{a['clicks']:,}", ctr, lift, ci, p
-        )
-    console.print(table)

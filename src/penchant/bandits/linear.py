@@ -139,13 +139,16 @@ class LinearThompson(_LinearPolicy):
             scale explores far more than click data needs (v = 1 lost 2.4 times as many
             clicks as v = 0.2 on the simulated slot, docs/benchmarks.md).
         regularization: the ridge λ, > 0.
-        n_draws: Monte Carlo draws per arm and decision.
+        n_draws: Monte Carlo draws per arm and decision. The arm is drawn from the draws'
+            winners, which is exactly one Thompson draw whatever `n_draws`: it sets only
+            how finely the logged propensity resolves (steps of 1 / n_draws) and the cost
+            (about 0.1 ms a decision for 8 arms at 1,000 draws, a third of that at 250).
     """
 
     name = "linear-thompson"
     monte_carlo = True
 
-    def __init__(self, *, v: float = 0.2, regularization: float = 1.0, n_draws: int = 1000) -> None:
+    def __init__(self, *, v: float = 0.2, regularization: float = 1.0, n_draws: int = 250) -> None:
         self.v = v
         self.regularization = regularization
         self.n_draws = n_draws

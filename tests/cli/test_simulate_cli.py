@@ -47,9 +47,23 @@ def test_an_ab_test_runs_through_the_service_and_reports_from_the_log(tmp_path: 
     second = json.loads(again.output)
     assert second["experiment"] != result["experiment"]
     assert second["arms"]["popular"]["users"] + second["arms"]["personalized"]["users"] == 300
+    # and as an interleaving experiment: every list a team draft of both pipelines
+    drafted = runner.invoke(app, [*args, "--interleave"])
+    assert drafted.exit_code == 0, drafted.output
+    preference = json.loads(drafted.output)
+    assert preference["kind"] == "interleaving" and preference["lists"] == 600
+    wins = preference["wins"]
+    assert set(wins) == {"popular", "personalized"}
+    assert sum(wins.values()) + preference["ties"] == 600
+    low, high = preference["delta_ci"]
+    assert low <= preference["delta"] <= high and 0 <= preference["p_value"] <= 1
 
 
 def test_arms_must_be_two_known_pipelines(tmp_path: Path) -> None:
-    for arms, words in [("popular", "two distinct"), ("popular,popular", "two distinct")]:
-        done = runner.invoke(app, ["simulate", "--arms", arms, "--data-dir", str(tmp_path)])
+    for arms, words, more in [
+        ("popular", "two distinct", []),
+        ("popular,popular", "two distinct", []),
+        ("popular,personalized,x", "exactly two", ["--interleave"]),
+    ]:
+        done = runner.invoke(app, ["simulate", "--arms", arms, "--data-dir", str(tmp_path), *more])
         assert done.exit_code != 0 and words in done.output and "Traceback" not in done.output

@@ -174,3 +174,48 @@ def arms_of(store: Any, users: list[str], *, want: int) -> dict[str, str]:
             arm = str(attributes["arm"])
             assert out.setdefault(str(e.user_id), arm) == arm
     return out
+
+
+def test_an_interleaving_experiment_drafts_both_arms_and_credits_clicks(
+    client: TestClient,
+) -> None:
+    three = {**AB, "kind": "interleaving", "arms": [*AB["arms"], {"name": "c", "surface": "x"}]}
+    assert put(client, "il", three).status_code == 422
+    assert put(client, "il", {**AB, "kind": "interleaving"}).status_code == 200
+    assert client.post("/v1/experiments/il/start").status_code == 200
+    users = [f"u{i}" for i in range(60)]
+    answers = {}
+    for u in users:
+        got = client.get("/v1/recommendations", params={"user_id": u, "k": 6}).json()
+        assert got["pipeline"] == "interleaved:default,popular"
+        ids = [i["item_id"] for i in got["items"]]
+        assert len(ids) == len(set(ids)) == 6
+        answers[got["request_id"]] = u
+    store = client.app.state.store  # type: ignore[attr-defined]
+    shown: dict[str, dict[int, tuple[str, str]]] = {}
+    for e in impressions(store, None, want=60 * 6):
+        assert e.context is not None and e.context.attributes["interleaving"] is True
+        assert e.context.request_id is not None and e.context.position is not None
+        team = str(e.context.attributes["team"])
+        shown.setdefault(e.context.request_id, {})[e.context.position] = (str(e.item_id), team)
+    assert set(shown) == set(answers)
+    # every list holds items of both teams, each within one pick of the other
+    for positions in shown.values():
+        teams = [t for _, t in positions.values()]
+        assert abs(teams.count("control") - teams.count("popular")) <= 1
+    # the simulated people always click the popular team's first item: popular wins
+    clicks = []
+    for request_id, positions in shown.items():
+        position = min(p for p, (_, t) in positions.items() if t == "popular")
+        item = positions[position][0]
+        context = {"request_id": request_id, "position": position}
+        clicks.append(
+            {"event_id": f"c-{request_id}", "user_id": answers[request_id], "item_id": item,
+             "type": "click", "context": context}
+        )  # fmt: skip
+    assert client.post("/v1/events", json={"events": clicks}).json()["stored"] == 60
+    report = client.get("/v1/experiments/il/report").json()
+    assert report["kind"] == "interleaving" and report["lists"] == 60 and report["units"] == 60
+    assert report["wins"] == {"control": 0, "popular": 60} and report["ties"] == 0
+    assert report["delta"] == 1.0 and report["p_value"] < 1e-9
+    assert report["verdict"] == "popular preferred"

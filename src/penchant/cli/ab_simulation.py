@@ -49,6 +49,7 @@ class AbSetup:
         k: items per list.
         seed: the randomness of who is drawn and how they react.
         experiment: the experiment's id in the service (new for every run).
+        kind: `ab`, or `interleaving` (two arms, each list a team draft of both).
     """
 
     arms: tuple[str, ...]
@@ -57,6 +58,7 @@ class AbSetup:
     k: int = 10
     seed: int = 0
     experiment: str = "simulated-ab"
+    kind: str = "ab"
 
 
 def with_arm_surfaces(settings: Settings, arms: Sequence[str]) -> Settings:
@@ -89,7 +91,7 @@ def run_ab(
     """
     surface = settings.serving.default_surface
     arms = [{"name": a, "surface": arm_surface(settings, a)} for a in setup.arms]
-    body = {"surface": surface, "arms": arms, "unit": "user", "holdout": False}
+    body = {"surface": surface, "arms": arms, "unit": "user", "holdout": False, "kind": setup.kind}
     client.put_experiment(setup.experiment, body)
     client.start_experiment(setup.experiment)
     rng = np.random.default_rng(setup.seed)
@@ -148,7 +150,11 @@ def _send(client: Client, events: list[dict[str, Any]]) -> int:
 
 def summary(report: dict[str, Any], arms: Sequence[str]) -> dict[str, Any]:
     """What `penchant simulate --json` prints: per arm impressions, clicks and CTR, and for
-    each arm against the first its CTR lift, 95% interval and p-value."""
+    each arm against the first its CTR lift, 95% interval and p-value (for an interleaving
+    experiment: the lists each arm won, and the preference with its interval and p-value)."""
+    if report.get("kind") == "interleaving":
+        keys = ("kind", "lists", "units", "wins", "ties", "delta", "delta_ci", "p_value", "verdict")
+        return {k: report[k] for k in keys}
     totals, ctr = report["totals"], next(m for m in report["metrics"] if m["metric"] == "ctr")
     out: dict[str, Any] = {"arms": {}, "comparisons": {}}
     for arm in arms:
@@ -176,6 +182,15 @@ def summary(report: dict[str, Any], arms: Sequence[str]) -> dict[str, Any]:
 def print_ab(console: Console, result: dict[str, Any], arms: Sequence[str]) -> None:
     """The simulated A/B test as a table: per arm users, impressions, clicks, CTR, and each
     arm's CTR lift over the first with its 95% interval and p-value."""
+    if result.get("kind") == "interleaving":
+        low, high = result["delta_ci"]
+        wins = ", ".join(f"{arm} {n:,}" for arm, n in result["wins"].items())
+        console.print(
+            f"Interleaving, {result['lists']:,} lists: won by {wins} ({result['ties']:,} ties or "
+            f"no clicks); preference for {arms[1]} {result['delta']:+.3f} (95% interval "
+            f"{low:+.3f} to {high:+.3f}), p = {result['p_value']:.2g}: {result['verdict']}."
+        )
+        return
     table = Table(
         title="A/B test: CTR per arm; lift over the first arm", title_justify="left", box=None
     )

@@ -44,6 +44,12 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed of the world and of the people's reactions.")] = 0,
     visits: Annotated[int, typer.Option(help="Lists each person asks for.", min=1)] = 2,
     k: Annotated[int, typer.Option(help="Items per list.", min=1, max=100)] = 10,
+    interleave: Annotated[
+        bool,
+        typer.Option(
+            "--interleave", help="Team-draft interleaving of two arms instead of an A/B split."
+        ),
+    ] = False,
     output: Annotated[
         Path | None,
         typer.Option(help="Write the full report (report.json, report.md, lift.png) here."),
@@ -62,12 +68,17 @@ def simulate(
     names = tuple(a.strip() for a in arms.split(",") if a.strip())
     if len(names) < 2 or len(set(names)) != len(names):
         raise InvalidInput("--arms: give at least two distinct arms", field="arms")
+    if interleave and len(names) != 2:
+        raise InvalidInput("--arms: interleaving compares exactly two arms", field="arms")
+    kind = "interleaving" if interleave else "ab"
     console = None if json else err()
     if data_dir is None:
         with tempfile.TemporaryDirectory(prefix="penchant-simulate-") as tmp:
-            result = _run(settings_for(Path(tmp)), names, users, seed, visits, k, console, output)
+            result = _run(
+                settings_for(Path(tmp)), names, users, seed, visits, k, kind, console, output
+            )
     else:
-        result = _run(settings_for(data_dir), names, users, seed, visits, k, console, output)
+        result = _run(settings_for(data_dir), names, users, seed, visits, k, kind, console, output)
     if json:
         print_json(result)
     else:
@@ -81,6 +92,7 @@ def _run(
     seed: int,
     visits: int,
     k: int,
+    kind: str,
     console: Console | None,
     output: Path | None,
 ) -> dict[str, Any]:
@@ -98,7 +110,9 @@ def _run(
             field="arms",
         )
     name = f"simulated-{utcnow():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-    setup = AbSetup(arms=arms, users=users, visits=visits, k=k, seed=seed, experiment=name)
+    setup = AbSetup(
+        arms=arms, users=users, visits=visits, k=k, seed=seed, experiment=name, kind=kind
+    )
     served = serve_ab(settings, world, setup, console)
     store = settings_store(settings)
     try:

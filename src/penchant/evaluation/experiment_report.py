@@ -289,6 +289,10 @@ def write_experiment_report(report: dict[str, Any], output: Path) -> list[Path]:
     interval band, one line per arm) under `output`; return their paths."""
     output.mkdir(parents=True, exist_ok=True)
     json_path, md_path, png_path = output / "report.json", output / "report.md", output / "lift.png"
+    if report.get("kind") == "interleaving":  # a preference, not lifts over time
+        json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        md_path.write_text(markdown(report), encoding="utf-8")
+        return [json_path, md_path]
     json_path.write_bytes(
         orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
     )
@@ -306,7 +310,10 @@ def _number(value: float | None) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown: the split check, then one table row per metric and arm."""
+    """The report as Markdown: the split check, then one table row per metric and arm (for
+    an interleaving experiment, its preference)."""
+    if report.get("kind") == "interleaving":
+        return _interleaving_markdown(report)
     srm = report["sample_ratio"]
     lines = [
         f"# Experiment `{report['experiment']}` on surface `{report['surface']}`",
@@ -337,6 +344,20 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{_number(c.get('p_value_holm'))} | {c.get('verdict', '')} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _interleaving_markdown(report: dict[str, Any]) -> str:
+    low, high = report["delta_ci"]
+    wins = ", ".join(f"{arm} {n:,}" for arm, n in report["wins"].items())
+    return (
+        f"# Interleaving experiment `{report['experiment']}` on surface `{report['surface']}`\n\n"
+        f"From {report['start']} to {report['end']}: {report['lists']:,} interleaved lists "
+        f"shown to {report['units']:,} units. Lists won: {wins}; {report['ties']:,} ties or "
+        f"without clicks.\n\n"
+        f"Preference for `{report['treatment']}` over `{report['control']}`: delta "
+        f"{_number(report['delta'])} (95% interval {_number(low)} to {_number(high)}), sign "
+        f"test p = {_number(report['p_value'])}: **{report['verdict']}**.\n"
+    )
 
 
 def _plot_lift(path: Path, report: dict[str, Any]) -> None:

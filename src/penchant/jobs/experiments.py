@@ -15,6 +15,7 @@ from typing import Any
 from penchant.errors import Conflict, InvalidInput, NotFound
 from penchant.evaluation.engagement import experiment_units
 from penchant.evaluation.experiment_report import experiment_report
+from penchant.evaluation.interleaving_report import interleaving_report
 from penchant.schema.common import utcnow
 from penchant.schema.experiments import Change, Experiment, ExperimentStatus
 from penchant.settings import Settings
@@ -146,7 +147,8 @@ def report_experiment(
     alpha: float = 0.05,
 ) -> dict[str, Any]:
     """The experiment's report from the event log, with data up to `until` (default now):
-    see `penchant.evaluation.experiment_report`.
+    see `penchant.evaluation.experiment_report` (A/B) and
+    `penchant.evaluation.interleaving_report`.
 
     Raises:
         NotFound: no such experiment.
@@ -155,6 +157,8 @@ def report_experiment(
     if not 0.0 < alpha < 1.0:
         raise InvalidInput("alpha: give a level between 0 and 1", field="alpha")
     experiment = get_experiment(store, tenant, name)
+    if experiment.kind == "interleaving":
+        return interleaving_report(store.events, tenant, experiment, until=until, alpha=alpha)
     table = experiment_units(store.events, tenant, experiment, until=until)
     return experiment_report(table, experiment, alpha=alpha)
 

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from penchant.schema.common import Id, UtcDatetime
 
 ExperimentStatus = Literal["draft", "running", "stopped"]
+#: `ab`: each unit is served one arm. `interleaving`: each list of a unit in the experiment is
+#: a team draft of both arms' lists (two arms exactly), and clicks vote for the arm that
+#: placed the clicked item.
+ExperimentKind = Literal["ab", "interleaving"]
 #: What is randomized: a known user, or an anonymous session.
 Unit = Literal["user", "session"]
 
@@ -54,6 +58,8 @@ class Experiment(BaseModel):
         id: the experiment's name.
         surface: the surface whose requests it splits.
         arms: two to twenty arms with distinct names; the first is the control.
+        kind: `ab` (each unit is served one arm) or `interleaving` (each list is a team
+            draft of the two arms' lists; `weight` is not used).
         unit: what is randomized; requests without one are served the surface as usual.
         ramp: the share of units that enter (0 to 1).
         holdout: whether the tenant's long-term holdout is kept out of it.
@@ -68,6 +74,7 @@ class Experiment(BaseModel):
     description: str = Field(default="", max_length=2_000, pattern=_NO_NUL)
     surface: Id
     arms: list[Arm] = Field(min_length=2, max_length=20)
+    kind: ExperimentKind = "ab"
     unit: Unit = "user"
     ramp: float = Field(default=1.0, ge=0.0, le=1.0)
     holdout: bool = True
@@ -83,6 +90,12 @@ class Experiment(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError("two arms have the same name")
         return value
+
+    @model_validator(mode="after")
+    def _interleaving(self) -> Experiment:
+        if self.kind == "interleaving" and len(self.arms) != 2:
+            raise ValueError("an interleaving experiment compares exactly two arms")
+        return self
 
     @model_validator(mode="after")
     def _history(self) -> Experiment:

@@ -27,11 +27,15 @@ class Routed:
     Attributes:
         surface: the surface whose pipeline serves it.
         attributes: what its impressions carry: `experiment` and `arm`, or `experiment` and
-            `holdout` for a unit of the long-term holdout.
+            `holdout` for a unit of the long-term holdout, or `experiment` and
+            `interleaving` (each impression also names its team's arm).
+        interleave: for an interleaving experiment, the arms (name, surface) whose lists
+            are team-drafted into one, the first the control; empty otherwise.
     """
 
     surface: str
     attributes: dict[str, Any]
+    interleave: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,10 @@ class LiveExperiments:
             return Routed(served, {"experiment": experiment.id, "holdout": True})
         if assigned.variant is None:
             return None
+        if experiment.kind == "interleaving":
+            pair = tuple((a.name, a.surface) for a in experiment.arms)
+            attributes = {"experiment": experiment.id, "interleaving": True}
+            return Routed(experiment.arms[0].surface, attributes, pair)
         arm = experiment.arm(assigned.variant)
         assert arm is not None  # the allocation's variants are the arms
         return Routed(arm.surface, {"experiment": experiment.id, "arm": arm.name})

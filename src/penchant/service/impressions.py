@@ -62,6 +62,8 @@ class ServedList:
     ts: int  # microseconds since the epoch
     #: The experiment and arm it was served under (`penchant.service.experiments`), if any.
     attributes: dict[str, Any] | None = None
+    #: For an interleaved list, the arm whose team placed each position's item.
+    teams: list[str] | None = None
 
     def contexts(self) -> list[str]:
         """The stored context of each impression, by position: request_id, surface, device,
@@ -71,13 +73,21 @@ class ServedList:
         if self.device is not None:
             head["device"] = self.device
         start = orjson.dumps(head).decode()[:-1] + ',"position":'
+        if self.teams is not None:
+            return [
+                f"{start}{p}{self._end({**(self.attributes or {}), 'team': team})}"
+                for p, team in enumerate(self.teams)
+            ]
+        end = self._end(self.attributes)
+        return [f"{start}{p}{end}" for p in range(len(self.item_ids))]
+
+    def _end(self, attributes: dict[str, Any] | None) -> str:
         tail: dict[str, Any] = {}
         if self.locale is not None:
             tail["locale"] = self.locale
-        if self.attributes:
-            tail["attributes"] = self.attributes
-        end = "," + orjson.dumps(tail).decode()[1:] if tail else "}"
-        return [f"{start}{p}{end}" for p in range(len(self.item_ids))]
+        if attributes:
+            tail["attributes"] = attributes
+        return "," + orjson.dumps(tail).decode()[1:] if tail else "}"
 
 
 @dataclass(frozen=True)

@@ -119,5 +119,6 @@ def report(
     """Each metric per arm, each arm's lift over the control with its interval, Holm-corrected
     p-values and verdicts, always-valid p-values, a sample-ratio check, per-segment tables
     and the CTR lift day by day, computed from the event log (its units are users or
-    sessions, as randomized)."""
+    sessions, as randomized). For an interleaving experiment: the lists each arm's team won,
+    and the preference for the second arm with its interval and sign-test p-value."""
     return report_experiment(store, key.tenant, experiment_id, alpha=alpha)

@@ -11,14 +11,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from penchant.errors import InvalidInput
+from penchant.experiments.interleaving import team_draft
 from penchant.privacy.pseudonyms import Pseudonyms
 from penchant.ranking import Engine, Ranked, RankingRequest
 from penchant.ranking.catalog import micros
+from penchant.ranking.state import Activity
 from penchant.service.deps import BEARER, authorize, own_session_only
 from penchant.service.experiments import LiveExperiments
 from penchant.service.impressions import Impressions, ServedList
@@ -153,8 +156,12 @@ def _answer(http: Request, tenant: str, request: RankingRequest) -> Response:
     routed = experiments.route(tenant, asked, request.user_id, request.session_id)
     if routed is not None and routed.surface != asked:
         request = request.model_copy(update={"surface": routed.surface})
-    ranked = engine.recommend(request, user, session)
     request_id = uuid.uuid4().hex
+    teams: list[str] | None = None
+    if routed is not None and routed.interleave:
+        ranked, teams = _interleaved(engine, request, user, session, routed.interleave, request_id)
+    else:
+        ranked = engine.recommend(request, user, session)
     impressions: Impressions | None = serving.impressions
     if impressions is not None and ranked.item_ids:
         served = ServedList(
@@ -167,9 +174,45 @@ def _answer(http: Request, tenant: str, request: RankingRequest) -> Response:
             locale=request.context.locale,
             ts=micros(request.now()),
             attributes=routed.attributes if routed is not None else None,
+            teams=teams,
         )
         impressions.log(tenant, served)
     return _out(ranked, request_id)
+
+
+def _interleaved(
+    engine: Engine,
+    request: RankingRequest,
+    user: Activity | None,
+    session: Activity | None,
+    arms: tuple[tuple[str, str], ...],
+    request_id: str,
+) -> tuple[Ranked, list[str]]:
+    """Both arms' lists, team-drafted into one (seeded by the request id), and the arm whose
+    team placed each item. Each item keeps its score and reason from its team's list."""
+    (name_a, surface_a), (name_b, surface_b) = arms
+    a = engine.recommend(request.model_copy(update={"surface": surface_a}), user, session)
+    b = engine.recommend(request.model_copy(update={"surface": surface_b}), user, session)
+    drafted = team_draft(
+        a.item_ids, b.item_ids, request.k, np.random.default_rng(int(request_id, 16))
+    )
+    found = [
+        {
+            i: (s, r, src)
+            for i, s, r, src in zip(x.item_ids, x.scores, x.reasons, x.sources, strict=True)
+        }
+        for x in (a, b)
+    ]
+    picked = [found[t][item] for item, t in zip(drafted.items, drafted.teams, strict=True)]
+    ranked = Ranked(
+        item_ids=list(drafted.items),
+        scores=[p[0] for p in picked],
+        reasons=[p[1] for p in picked],
+        sources=[p[2] for p in picked],
+        pipeline=f"interleaved:{a.pipeline},{b.pipeline}",
+        version=a.version,
+    )
+    return ranked, [(name_a, name_b)[t] for t in drafted.teams]
 
 
 def _out(ranked: Ranked, request_id: str) -> Response:

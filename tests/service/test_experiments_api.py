@@ -219,3 +219,75 @@ def test_an_interleaving_experiment_drafts_both_arms_and_credits_clicks(
     assert report["wins"] == {"control": 0, "popular": 60} and report["ties"] == 0
     assert report["delta"] == 1.0 and report["p_value"] < 1e-9
     assert report["verdict"] == "popular preferred"
+
+
+SLOT_AB = {
+    "slot": "hero",
+    "arms": [
+        {"name": "greedy", "policy": {"name": "epsilon-greedy", "epsilon": 0.0}},
+        {"name": "uniform", "policy": {"name": "epsilon-greedy", "epsilon": 1.0}},
+    ],
+}
+
+
+def test_an_experiment_on_a_slot_gives_each_arm_its_own_policy(client: TestClient) -> None:
+    assert client.put("/v1/slots/hero", json={"policy": {"name": "thompson"}}).status_code == 200
+    for vid in ("a", "b"):
+        assert client.put(f"/v1/slots/hero/variants/{vid}", json={"text": vid}).status_code == 200
+    both = {**SLOT_AB, "surface": "default"}
+    assert put(client, "bad", both).status_code == 422  # a surface or a slot, not both
+    mixed = {**SLOT_AB, "arms": [SLOT_AB["arms"][0], {"name": "x", "surface": "default"}]}
+    assert put(client, "bad", mixed).status_code == 422
+    wrong = {**SLOT_AB, "arms": [SLOT_AB["arms"][0], {"name": "x", "policy": {"name": "nope"}}]}
+    assert put(client, "wrong", wrong).status_code == 200
+    refused = client.post("/v1/experiments/wrong/start")
+    assert refused.status_code == 422 and refused.json()["error"]["field"].startswith("arms[1]")
+    assert put(client, "sx", SLOT_AB).status_code == 200
+    assert client.post("/v1/experiments/sx/start").status_code == 200
+    chosen: dict[str, list[tuple[str, str, float]]] = {}
+    clicks = []
+    for i in range(60):
+        user = f"u{i}"
+        for _ in range(4):
+            got = client.post("/v1/decisions", json={"slot": "hero", "user_id": user}).json()
+            chosen.setdefault(user, []).append(
+                (got["decision_id"], got["variant"]["id"], got["propensity"])
+            )
+            if got["variant"]["id"] == "b":  # people here only ever click b
+                clicks.append(
+                    {"event_id": f"c-{got['decision_id']}", "user_id": user, "type": "click",
+                     "context": {"decision_id": got["decision_id"]}}
+                )  # fmt: skip
+    assert client.post("/v1/events", json={"events": clicks}).json()["stored"] == len(clicks)
+    store = client.app.state.store  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30  # decisions and rewards reach the log every second
+    while time.monotonic() < deadline and (
+        store.events.count("default", EventFilter(types=("decision",))) < 240
+        or store.events.count("default", EventFilter(types=("reward",))) < len(clicks)
+    ):
+        time.sleep(0.1)
+    report = client.get("/v1/experiments/sx/report").json()
+    assert [m["metric"] for m in report["metrics"]] == [
+        "reward_per_decision",
+        "rewarded_share",
+        "reward_per_user",
+    ]
+    units = report["units"]
+    assert units["greedy"] + units["uniform"] == 60
+    totals = report["totals"]
+    assert totals["greedy"]["decisions"] + totals["uniform"]["decisions"] == 240
+    assert totals["greedy"]["reward"] + totals["uniform"]["reward"] == len(clicks)
+    # the uniform arm chooses at random (propensity 1/2); greedy learns, from its own users'
+    # rewards only, that b pays, and sticks to it
+    decisions = {
+        e.context.decision_id: e
+        for batch in store.events.scan("default", EventFilter(types=("decision",)))
+        for e in batch
+    }
+    for picks in chosen.values():
+        arms = {decisions[d].context.attributes["arm"] for d, _, _ in picks}
+        assert len(arms) == 1  # one arm per user
+        if arms == {"uniform"}:
+            assert {p for _, _, p in picks} == {0.5}
+    values = {m["metric"]: m["values"] for m in report["metrics"]}
+    assert values["reward_per_decision"]["greedy"] > values["reward_per_decision"]["uniform"]

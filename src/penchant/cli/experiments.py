@@ -63,11 +63,11 @@ def list_experiments(tenant: Tenant = None, data_dir: DataDir = None, json: Json
         print_json([e.model_dump(mode="json") for e in found])
         return
     table = Table()
-    for column in ("experiment", "surface", "status", "ramp", "arms"):
+    for column in ("experiment", "on", "status", "ramp", "arms"):
         table.add_column(column)
     for e in found:
-        arms = ", ".join(f"{a.name} ({a.surface})" for a in e.arms)
-        table.add_row(e.id, e.surface, e.status, f"{e.ramp:g}", arms)
+        arms = ", ".join(f"{a.name} ({a.surface or a.policy})" for a in e.arms)
+        table.add_row(e.id, e.target, e.status, f"{e.ramp:g}", arms)
     out().print(table)
 
 
@@ -86,7 +86,7 @@ def start(name: Name, tenant: Tenant = None, data_dir: DataDir = None) -> None:
     settings = settings_for(data_dir)
     with opened_store(settings) as store:
         started = start_experiment(store, settings, tenant or settings.tenant, name)
-    out().print(f"experiment {name} running on surface {started.surface}, ramp {started.ramp:g}")
+    out().print(f"experiment {name} running on {started.target}, ramp {started.ramp:g}")
 
 
 @app.command("ramp")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from penchant.content.features import featurize, layout_signature, signature
-from penchant.content.slots import LiveSlot, Slots
+from penchant.content.slots import LiveSlot, Slots, check_slot
 from penchant.errors import NotFound
 from penchant.privacy.consent import PREFIX as PREFERENCES_PREFIX
 from penchant.privacy.consent import Preferences
@@ -121,7 +121,8 @@ class Decider:
         self.slots, self.state, self.sink = slots, state, sink
         self._rebuild = rebuild
         self._built: set[tuple[str, str]] = set()
-        self._plans: dict[tuple[str, str], _Plan] = {}
+        self._plans: dict[tuple[str, str, bytes], _Plan] = {}
+        self._arms: dict[tuple[str, str, bytes], tuple[LiveSlot, LiveSlot]] = {}
 
     def decide(
         self,
@@ -131,6 +132,8 @@ class Decider:
         *,
         consent_default: bool | None = None,
         dry_run: bool = False,
+        policy: Mapping[str, Any] | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> Decision:
         """Choose a variant of the request's slot, count the choice, log it.
 
@@ -147,12 +150,19 @@ class Decider:
                 never gave one.
             dry_run: choose as for real, but neither count nor log the choice (a
                 preview): nothing learns from it and no outcome can be credited to it.
+            policy: another policy config for this decision (an experiment's arm on the
+                slot): it chooses, and learns from its own decisions' outcomes only (its
+                statistics are keyed by the slot with that policy).
+            attributes: what the logged decision event carries besides (the experiment
+                and arm it was made under).
 
         Raises:
             NotFound: no such slot, or none of its approved variants may be shown to this
                 request.
         """
         live = self.slots.live(tenant, request.slot)
+        if policy is not None:
+            live = self._arm(tenant, live, policy)
         plan = self._plan(tenant, live)
         ctx = request.context
         at = ctx.time or utcnow()
@@ -191,6 +201,8 @@ class Decider:
             "t": time.time(),  # the window runs from now, whatever the context's time
             "r": 0.0,
         }
+        if policy is not None:
+            record["policy"] = dict(policy)  # an outcome is credited to this arm's statistics
         # the pull and the record in one round trip
         self.state.write_many(
             tenant,
@@ -207,7 +219,14 @@ class Decider:
             self.sink(
                 tenant,
                 _decision_event(
-                    request, decision_id, chosen.id, propensity, context, plan.sig, plan.layout
+                    request,
+                    decision_id,
+                    chosen.id,
+                    propensity,
+                    context,
+                    plan.sig,
+                    plan.layout,
+                    attributes,
                 ),
             )
         return decision
@@ -250,10 +269,27 @@ class Decider:
             )
         return rows, values, segment
 
+    def _arm(self, tenant: str, live: LiveSlot, policy: Mapping[str, Any]) -> LiveSlot:
+        """The slot as an experiment's arm serves it: its own policy, the same variants.
+
+        Built once per load of the slot and policy config (checked when the experiment
+        started).
+        """
+        key = (tenant, live.slot.id, orjson.dumps(policy, option=orjson.OPT_SORT_KEYS))
+        cached = self._arms.get(key)
+        if cached is None or cached[0] is not live:
+            slot = live.slot.model_copy(update={"policy": dict(policy)})
+            arm = LiveSlot(slot, live.variants, check_slot(slot), live.loaded_at)
+            cached = self._arms[key] = (live, arm)
+        return cached[1]
+
     def _plan(self, tenant: str, live: LiveSlot) -> _Plan:
         """The slot's signatures and keys, computed once per load of the slot rather than
         per decision (three blake2b hashes of its definition, about 30 us)."""
-        plan = self._plans.get((tenant, live.slot.id))
+        # one plan per slot and policy (an experiment's arms share the slot), replaced when
+        # the slot is reloaded
+        key = (tenant, live.slot.id, orjson.dumps(live.slot.policy, option=orjson.OPT_SORT_KEYS))
+        plan = self._plans.get(key)
         if plan is None or plan.live is not live:
             sig = signature(live.slot)
             plan = _Plan(
@@ -263,7 +299,7 @@ class Decider:
                 keys=tuple(stats_key(sig, v.id) for v in live.variants),
                 policy=str(live.slot.policy.get("name")),
             )
-            self._plans[(tenant, live.slot.id)] = plan
+            self._plans[key] = plan
         return plan
 
     def _ensure_built(self, tenant: str, live: LiveSlot, sig: str) -> None:
@@ -298,6 +334,8 @@ class Decider:
                 live = self.slots.live(tenant, record["slot"])
             except NotFound:
                 continue
+            if "policy" in record:  # made by an experiment's arm: its statistics learn
+                live = self._arm(tenant, live, record["policy"])
             weight = live.slot.reward.get(event.type)
             if weight is None or signature(live.slot) != record["sig"]:
                 continue
@@ -358,6 +396,7 @@ def _decision_event(
     x: list[Any],  # the context vector, as the log stores it
     sig: str,
     layout: str,
+    attributes: Mapping[str, Any] | None = None,
 ) -> Event:
     context = EventContext.model_construct(
         decision_id=decision_id,
@@ -365,7 +404,13 @@ def _decision_event(
         device=request.context.device,
         locale=request.context.locale,
         propensity=propensity,
-        attributes={"variant": variant_id, "sig": sig, "layout": layout, "x": x},
+        attributes={
+            **(attributes or {}),
+            "variant": variant_id,
+            "sig": sig,
+            "layout": layout,
+            "x": x,
+        },
     )
     return Event.model_construct(
         event_id=f"decision-{decision_id}",

@@ -133,13 +133,17 @@ def experiment_units(
     return _table(units.items(), start, end, start_us, end_us)
 
 
-def _exposure(units: dict[str, _Unit], experiment: Experiment, event: Event, start_us: int) -> None:
+def _exposure(
+    units: dict[str, _Unit], experiment: Experiment, event: Event, start_us: int
+) -> tuple[str, int] | None:
+    """Count an exposure (an impression, or a decision) of the experiment to its unit;
+    return the unit's key and the day since the start, or None when it is not one."""
     context = event.context
     if context is None or context.attributes.get("experiment") != experiment.id:
-        return
+        return None
     key = event.user_id if experiment.unit == "user" else event.session_id
     if key is None:
-        return
+        return None
     held = context.attributes.get("holdout") is True
     arm = HOLDOUT if held else str(context.attributes.get("arm"))
     at = to_micros(event.timestamp)
@@ -153,8 +157,9 @@ def _exposure(units: dict[str, _Unit], experiment: Experiment, event: Event, sta
         unit.requests.add(context.request_id)
     if event.item_id is not None:
         unit.items.add(event.item_id)
-    day = unit.daily.setdefault((at - start_us) // DAY_US, [0, 0])
-    day[0] += 1
+    day = (at - start_us) // DAY_US
+    unit.daily.setdefault(day, [0, 0])[0] += 1
+    return key, day
 
 
 def _unit_of(units: dict[str, _Unit], experiment: Experiment, event: Event) -> _Unit | None:
@@ -232,6 +237,68 @@ def _table(
         metrics={k: np.asarray(v, dtype=np.float64) for k, v in columns.items()},
         daily_impressions=daily[0],
         daily_clicks=daily[1],
+        start=start,
+        end=end,
+    )
+
+
+def slot_units(
+    events: EventStore,
+    tenant: str,
+    experiment: Experiment,
+    *,
+    until: datetime | None = None,
+    batch_size: int = 10_000,
+) -> UnitTable:
+    """The units of an experiment on a slot: their decisions and the rewards credited to them.
+
+    A unit's exposure is a `decision` event logged under the experiment with its arm; its
+    outcomes are the `reward` events of those decisions (what the slot's reward credited,
+    capped per decision). Metrics: `decisions`, `reward` (their sum) and `rewarded` (the
+    decisions that earned any); the daily columns count decisions and rewarded decisions.
+    """
+    end = until or utcnow()
+    start = experiment.history[0].at if experiment.history else end
+    start_us, end_us = to_micros(start), to_micros(end)
+    units: dict[str, _Unit] = {}
+    owner: dict[str, tuple[str, int]] = {}  # decision id -> unit, day
+    rewards: dict[str, float] = {}
+    where = EventFilter(types=("decision", "reward"), since=start, until=end)
+    for batch in events.scan(tenant, where, batch_size=batch_size):
+        for event in batch:
+            context = event.context
+            if context is None or context.decision_id is None:
+                continue
+            if event.type == "reward":
+                rewards[context.decision_id] = rewards.get(context.decision_id, 0.0) + float(
+                    event.value or 0.0
+                )
+                continue
+            exposed = _exposure(units, experiment, event, start_us)
+            if exposed is not None:
+                owner[context.decision_id] = exposed
+    for decision_id, amount in rewards.items():
+        found = owner.get(decision_id)
+        if found is None or amount <= 0:
+            continue
+        unit = units[found[0]]
+        unit.revenue += amount  # the reward sum, in the revenue slot of `_Unit`
+        unit.clicks += 1
+        unit.daily.setdefault(found[1], [0, 0])[1] += 1
+    table = _table(units.items(), start, end, start_us, end_us)
+    metrics = {
+        "decisions": table.metrics["impressions"],
+        "reward": table.metrics["revenue"],
+        "rewarded": table.metrics["clicks"],
+    }
+    return UnitTable(
+        units=table.units,
+        arms=table.arms,
+        segments=table.segments,
+        first_exposure_us=table.first_exposure_us,
+        metrics=metrics,
+        daily_impressions=table.daily_impressions,
+        daily_clicks=table.daily_clicks,
         start=start,
         end=end,
     )

@@ -103,8 +103,25 @@ METRICS: tuple[Metric, ...] = (
 )
 
 
-#: Unit-table columns whose sums per arm the report lists.
-TOTALS = ("impressions", "clicks", "dismissals", "converted", "revenue", "consumed")
+#: The metrics of an experiment on a slot (`penchant.evaluation.engagement.slot_units`).
+SLOT_METRICS: tuple[Metric, ...] = (
+    Metric("reward_per_decision", "ratio", ("reward", "decisions")),
+    Metric("rewarded_share", "ratio", ("rewarded", "decisions")),
+    Metric("reward_per_user", "mean", ("reward",)),
+)
+
+#: Unit-table columns whose sums per arm the report lists (those the table has).
+TOTALS = (
+    "impressions",
+    "clicks",
+    "dismissals",
+    "converted",
+    "revenue",
+    "consumed",
+    "decisions",
+    "reward",
+    "rewarded",
+)
 
 
 def _rows(table: UnitTable, mask: np.ndarray[Any, np.dtype[np.bool_]]) -> dict[str, FloatArray]:
@@ -126,6 +143,7 @@ def compare_table(
     alpha: float = 0.05,
     mask: np.ndarray[Any, np.dtype[np.bool_]] | None = None,
     sequential: bool = True,
+    metrics: tuple[Metric, ...] = METRICS,
 ) -> dict[str, Any]:
     """Every metric per arm and each arm against the control (see the module docstring).
 
@@ -135,6 +153,7 @@ def compare_table(
         alpha: the significance level and one minus the intervals' coverage.
         mask: the rows to use (a segment); all by default.
         sequential: whether to add the always-valid p-values.
+        metrics: the metrics compared (`SLOT_METRICS` for an experiment on a slot).
 
     Returns:
         `{"units": {arm: n}, "totals": {arm: {column: sum}}, "metrics": [{"metric",
@@ -144,8 +163,8 @@ def compare_table(
     keep = np.ones(len(table.units), bool) if mask is None else mask
     arms = {a.name: _rows(table, keep & table.arm(a.name)) for a in experiment.arms}
     control = experiment.control.name
-    metrics: list[dict[str, Any]] = []
-    for metric in METRICS:
+    rows: list[dict[str, Any]] = []
+    for metric in metrics:
         values = {name: metric.value(m) for name, m in arms.items()}
         comparisons: dict[str, Any] = {}
         for arm in experiment.arms[1:]:
@@ -158,20 +177,22 @@ def compare_table(
                     metric, arms[control], arms[arm.name], alpha
                 )
             comparisons[arm.name] = entry
-        metrics.append({"metric": metric.name, "values": values, "comparisons": comparisons})
+        rows.append({"metric": metric.name, "values": values, "comparisons": comparisons})
     for arm in experiment.arms[1:]:
-        compared = [m for m in metrics if arm.name in m["comparisons"]]
+        compared = [m for m in rows if arm.name in m["comparisons"]]
         raw = [m["comparisons"][arm.name]["p_value"] for m in compared]
         usable = [p if p is not None else 1.0 for p in raw]
         for m, adjusted in zip(compared, holm(usable) if usable else [], strict=True):
             entry = m["comparisons"][arm.name]
             entry["p_value_holm"] = adjusted
-            better = next(x for x in METRICS if x.name == m["metric"]).higher_is_better
+            better = next(x for x in metrics if x.name == m["metric"]).higher_is_better
             entry["verdict"] = _verdict(entry["lift"], entry["difference"], adjusted, alpha, better)
     return {
         "units": {name: len(next(iter(m.values()))) for name, m in arms.items()},
-        "totals": {name: {c: float(np.nansum(m[c])) for c in TOTALS} for name, m in arms.items()},
-        "metrics": metrics,
+        "totals": {
+            name: {c: float(np.nansum(m[c])) for c in TOTALS if c in m} for name, m in arms.items()
+        },
+        "metrics": rows,
     }
 
 
@@ -207,6 +228,7 @@ def experiment_report(
     experiment: Experiment,
     *,
     alpha: float = 0.05,
+    metrics: tuple[Metric, ...] = METRICS,
 ) -> dict[str, Any]:
     """The whole report: the sample-ratio check, every metric overall and per segment, and
     the units of the long-term holdout.
@@ -221,20 +243,25 @@ def experiment_report(
     if sum(counts) > 0:
         chi2, p = sample_ratio_mismatch(counts, [a.weight for a in experiment.arms])
         srm.update(chi2=chi2, p_value=p, suspected=srm_suspected(p))
-    overall = compare_table(table, experiment, alpha=alpha)
+    overall = compare_table(table, experiment, alpha=alpha, metrics=metrics)
     if srm.get("suspected"):
         for m in overall["metrics"]:
             for entry in m["comparisons"].values():
                 entry["verdict"] = "untrustworthy: sample ratio mismatch"
     segments = {
         str(s): compare_table(
-            table, experiment, alpha=alpha, mask=table.segments == s, sequential=False
+            table,
+            experiment,
+            alpha=alpha,
+            mask=table.segments == s,
+            sequential=False,
+            metrics=metrics,
         )
         for s in sorted(set(table.segments.tolist()))
     }
     return {
         "experiment": experiment.id,
-        "surface": experiment.surface,
+        "surface": experiment.target,
         "unit": experiment.unit,
         "control": experiment.control.name,
         "start": table.start.isoformat(),
@@ -251,7 +278,8 @@ def experiment_report(
 def lift_over_time(
     table: UnitTable, experiment: Experiment, *, alpha: float = 0.05
 ) -> dict[str, list[dict[str, Any]]]:
-    """Each arm's CTR lift over the control on the data up to the end of each day.
+    """Each arm's CTR lift over the control on the data up to the end of each day (for an
+    experiment on a slot: the lift of its share of decisions that earned a reward).
 
     Returns:
         `{arm: [{"day", "lift", "ci": [lo, hi], "p_value"}, ...]}` for every day where
@@ -384,8 +412,9 @@ def _plot_lift(path: Path, report: dict[str, Any]) -> None:
         ax.fill_between(days, low, high, color=line.get_color(), alpha=0.2)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xlabel("day of the experiment (data up to its end)")
-    ax.set_ylabel("CTR lift over the control, % (95% interval)")
-    ax.set_title(f"Experiment {report['experiment']}: cumulative CTR lift")
+    rate = "CTR" if report["metrics"][0]["metric"] == "ctr" else "rewarded decisions"
+    ax.set_ylabel(f"{rate} lift over the control, % (95% interval)")
+    ax.set_title(f"Experiment {report['experiment']}: cumulative lift of {rate}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -72,7 +72,7 @@ def interleaving_report(
     return {
         "experiment": experiment.id,
         "kind": "interleaving",
-        "surface": experiment.surface,
+        "surface": experiment.target,
         "control": control,
         "treatment": treatment,
         "start": start.isoformat(),

@@ -12,9 +12,10 @@ import secrets
 from datetime import datetime
 from typing import Any
 
+from penchant.content.slots import check_slot
 from penchant.errors import Conflict, InvalidInput, NotFound
-from penchant.evaluation.engagement import experiment_units
-from penchant.evaluation.experiment_report import experiment_report
+from penchant.evaluation.engagement import experiment_units, slot_units
+from penchant.evaluation.experiment_report import SLOT_METRICS, experiment_report
 from penchant.evaluation.interleaving_report import interleaving_report
 from penchant.schema.common import utcnow
 from penchant.schema.experiments import Change, Experiment, ExperimentStatus
@@ -76,20 +77,39 @@ def start_experiment(
     experiment = get_experiment(store, tenant, name)
     if experiment.status == "running":
         raise Conflict(f"experiment {name!r} is running already")
-    known = {*settings.surfaces, settings.serving.default_surface}
-    for i, arm in enumerate(experiment.arms):
-        if arm.surface not in known:
-            raise InvalidInput(
-                f"arms[{i}].surface: no surface {arm.surface!r} is configured; configured: "
-                f"{', '.join(sorted(known))}",
-                field=f"arms[{i}].surface",
-            )
-    others = store.experiments.list(tenant, surface=experiment.surface, status="running")
+    if experiment.slot is not None:
+        _check_policies(store, tenant, experiment)
+    else:
+        known = {*settings.surfaces, settings.serving.default_surface}
+        for i, arm in enumerate(experiment.arms):
+            if arm.surface not in known:
+                raise InvalidInput(
+                    f"arms[{i}].surface: no surface {arm.surface!r} is configured; configured: "
+                    f"{', '.join(sorted(known))}",
+                    field=f"arms[{i}].surface",
+                )
+    others = store.experiments.list(tenant, surface=experiment.target, status="running")
     if others:
-        raise Conflict(
-            f"experiment {others[0].id!r} runs on surface {experiment.surface!r}; stop it first"
-        )
+        raise Conflict(f"experiment {others[0].id!r} runs on {experiment.target!r}; stop it first")
     return _change(store, tenant, experiment, "running", experiment.ramp, at)
+
+
+def _check_policies(store: Store, tenant: str, experiment: Experiment) -> None:
+    """Every arm's policy can serve the experiment's slot.
+
+    Raises:
+        NotFound: no such slot.
+        InvalidInput: an arm's policy cannot serve (the field names the arm).
+    """
+    slot = store.content.get_slot(tenant, str(experiment.slot))
+    if slot is None:
+        raise NotFound(f"no slot {experiment.slot!r}", field="slot")
+    for i, arm in enumerate(experiment.arms):
+        try:
+            check_slot(slot.model_copy(update={"policy": arm.policy}))
+        except InvalidInput as exc:
+            where = f"arms[{i}].{exc.field}" if exc.field else f"arms[{i}].policy"
+            raise InvalidInput(f"{where}: {exc.message}", field=where) from exc
 
 
 def ramp_experiment(
@@ -159,6 +179,9 @@ def report_experiment(
     experiment = get_experiment(store, tenant, name)
     if experiment.kind == "interleaving":
         return interleaving_report(store.events, tenant, experiment, until=until, alpha=alpha)
+    if experiment.slot is not None:
+        table = slot_units(store.events, tenant, experiment, until=until)
+        return experiment_report(table, experiment, alpha=alpha, metrics=SLOT_METRICS)
     table = experiment_units(store.events, tenant, experiment, until=until)
     return experiment_report(table, experiment, alpha=alpha)
 

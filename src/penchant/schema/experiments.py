@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from penchant.schema.common import Id, UtcDatetime
+from penchant.schema.common import AttributeValue, Id, UtcDatetime
 
 ExperimentStatus = Literal["draft", "running", "stopped"]
 #: `ab`: each unit is served one arm. `interleaving`: each list of a unit in the experiment is
@@ -20,19 +20,23 @@ _NO_NUL = r"^[^\x00]*$"
 
 
 class Arm(BaseModel):
-    """One arm of an experiment: the pipeline (a configured surface) its units are served.
+    """One arm of an experiment: the pipeline (a configured surface) its units are served, or,
+    in an experiment on a slot, the bandit policy that chooses the slot's variant for them.
 
     Attributes:
         name: the arm's name, such as `control` or `personalized`.
         surface: the surface whose pipeline this arm serves (`default` for the default
-            pipeline); the surface must be configured when the experiment starts.
+            pipeline); it must be configured when the experiment starts.
+        policy: the policy's config, such as `{"name": "linucb", "alpha": 0.5}` (experiments
+            on a slot); each arm's policy learns from its own units only.
         weight: its share of the experiment's traffic, relative to the other arms' weights.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     name: Id
-    surface: Id
+    surface: Id | None = None
+    policy: dict[str, AttributeValue] | None = Field(default=None, max_length=20)
     weight: float = Field(default=1.0, gt=0.0, le=1_000_000.0)
 
 
@@ -47,7 +51,8 @@ class Change(BaseModel):
 
 
 class Experiment(BaseModel):
-    """An A/B/n test: units asking for `surface` are split between the arms' pipelines.
+    """An A/B/n test: units asking for `surface` are split between the arms' pipelines (or,
+    on a `slot`, between the arms' bandit policies).
 
     The first arm is the control every other arm is compared with. Assignment hashes the unit
     (user or session id) with the experiment's `salt`, so a unit keeps its arm across
@@ -56,7 +61,8 @@ class Experiment(BaseModel):
 
     Attributes:
         id: the experiment's name.
-        surface: the surface whose requests it splits.
+        surface: the surface whose recommendation requests it splits; or
+        slot: the slot whose decisions it splits (give one of the two).
         arms: two to twenty arms with distinct names; the first is the control.
         kind: `ab` (each unit is served one arm) or `interleaving` (each list is a team
             draft of the two arms' lists; `weight` is not used).
@@ -72,7 +78,8 @@ class Experiment(BaseModel):
 
     id: Id
     description: str = Field(default="", max_length=2_000, pattern=_NO_NUL)
-    surface: Id
+    surface: Id | None = None
+    slot: Id | None = None
     arms: list[Arm] = Field(min_length=2, max_length=20)
     kind: ExperimentKind = "ab"
     unit: Unit = "user"
@@ -92,9 +99,16 @@ class Experiment(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _interleaving(self) -> Experiment:
-        if self.kind == "interleaving" and len(self.arms) != 2:
-            raise ValueError("an interleaving experiment compares exactly two arms")
+    def _target(self) -> Experiment:
+        if (self.surface is None) == (self.slot is None):
+            raise ValueError("give a surface (arms of pipelines) or a slot (arms of policies)")
+        for i, arm in enumerate(self.arms):
+            if self.surface is not None and (arm.surface is None or arm.policy is not None):
+                raise ValueError(f"arms[{i}]: an arm on a surface names a surface, no policy")
+            if self.slot is not None and (arm.policy is None or arm.surface is not None):
+                raise ValueError(f"arms[{i}]: an arm on a slot names a policy, no surface")
+        if self.kind == "interleaving" and (len(self.arms) != 2 or self.slot is not None):
+            raise ValueError("an interleaving experiment compares exactly two arms of a surface")
         return self
 
     @model_validator(mode="after")
@@ -102,6 +116,12 @@ class Experiment(BaseModel):
         if any(b.at < a.at for a, b in zip(self.history, self.history[1:], strict=False)):
             raise ValueError("history is not in time order")
         return self
+
+    @property
+    def target(self) -> str:
+        """What it splits: the surface's name, or `slot:` and the slot's (stored and looked
+        up by this, so that one experiment at a time runs on each)."""
+        return self.surface if self.surface is not None else f"slot:{self.slot}"
 
     @property
     def control(self) -> Arm:

@@ -31,11 +31,14 @@ class Routed:
             `interleaving` (each impression also names its team's arm).
         interleave: for an interleaving experiment, the arms (name, surface) whose lists
             are team-drafted into one, the first the control; empty otherwise.
+        policy: for an experiment on a slot, the arm's policy config (None for the
+            holdout: the slot's own policy).
     """
 
     surface: str
     attributes: dict[str, Any]
     interleave: tuple[tuple[str, str], ...] = ()
+    policy: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,9 @@ class LiveExperiments:
         self, tenant: str, surface: str, user_id: str | None, session_id: str | None
     ) -> Routed | None:
         """The arm (or holdout) of this request's unit, or None to serve it as usual: no
-        experiment runs on the surface, the request has no unit of the experiment's kind,
-        or the unit is outside the ramp."""
+        experiment runs on the surface (or on the slot: `slot:NAME`, see
+        `Experiment.target`), the request has no unit of the experiment's kind, or the unit
+        is outside the ramp."""
         live = self._live(tenant, surface)
         if live.experiment is None or live.allocation is None:
             return None
@@ -79,12 +83,13 @@ class LiveExperiments:
         if assigned.variant is None:
             return None
         if experiment.kind == "interleaving":
-            pair = tuple((a.name, a.surface) for a in experiment.arms)
+            pair = tuple((a.name, a.surface or surface) for a in experiment.arms)
             attributes = {"experiment": experiment.id, "interleaving": True}
-            return Routed(experiment.arms[0].surface, attributes, pair)
+            return Routed(pair[0][1], attributes, pair)
         arm = experiment.arm(assigned.variant)
         assert arm is not None  # the allocation's variants are the arms
-        return Routed(arm.surface, {"experiment": experiment.id, "arm": arm.name})
+        attributes = {"experiment": experiment.id, "arm": arm.name}
+        return Routed(arm.surface or surface, attributes, policy=arm.policy)
 
     def forget(self, tenant: str, surface: str) -> None:
         """Drop the cached experiment of a surface (after a change made through this worker)."""

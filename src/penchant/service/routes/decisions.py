@@ -14,6 +14,7 @@ from penchant.content.decisions import Decider, DecisionRequest
 from penchant.errors import InvalidInput
 from penchant.privacy.pseudonyms import Pseudonyms
 from penchant.service.deps import BEARER, authorize, own_session_only
+from penchant.service.experiments import LiveExperiments
 from penchant.service.schemas import ERROR_RESPONSES, NOT_FOUND, json_body, json_object
 from penchant.types import Scope
 
@@ -60,7 +61,16 @@ async def post_decision(request: Request) -> Response:
     # the person's consent is read with the slot's statistics: without it, nothing about
     # the person (their segment) steers the choice
     granted = state.settings.privacy.consent_default == "granted"
-    decision = decider.decide(key.tenant, asked, consent_default=granted)
+    # an experiment on the slot: the unit's arm chooses with its own policy
+    experiments: LiveExperiments = state.experiments
+    routed = experiments.route(key.tenant, f"slot:{asked.slot}", asked.user_id, asked.session_id)
+    decision = decider.decide(
+        key.tenant,
+        asked,
+        consent_default=granted,
+        policy=routed.policy if routed is not None else None,
+        attributes=routed.attributes if routed is not None else None,
+    )
     content = {
         "decision_id": decision.decision_id,
         "slot": decision.slot,

@@ -42,7 +42,7 @@ class RampIn(BaseModel):
 def _changed(request: Request, tenant: str, experiment: Experiment) -> Experiment:
     """This worker serves the change at once (the others within `experiments.refresh_s`)."""
     live: LiveExperiments = request.app.state.experiments
-    live.forget(tenant, experiment.surface)
+    live.forget(tenant, experiment.target)
     return experiment
 
 

@@ -20,7 +20,7 @@ class SqlExperimentStore:
         row = {
             "tenant": tenant,
             "name": experiment.id,
-            "surface": experiment.surface,
+            "surface": experiment.target,
             "status": experiment.status,
             "body": experiment.model_dump_json(),
             "updated_at": now_micros(),
@@ -44,7 +44,9 @@ class SqlExperimentStore:
         surface: str | None = None,
         status: ExperimentStatus | None = None,
     ) -> list[Experiment]:
-        """A tenant's experiments (on one surface, of one status, when given), by name."""
+        """A tenant's experiments (on one target, of one status, when given), by name.
+
+        `surface` is an experiment's `target`: a surface's name, or `slot:NAME`."""
         stmt = select(experiments.c.body).where(experiments.c.tenant == tenant)
         if surface is not None:
             stmt = stmt.where(experiments.c.surface == surface)

@@ -15,7 +15,7 @@ from penchant.evaluation.experiment_report import (
     experiment_report,
     write_experiment_report,
 )
-from penchant.experiments.abtest import ratio_metric, two_proportions, welch
+from penchant.experiments.abtest import cuped, ratio_metric, two_proportions, welch
 from penchant.schema import Event, EventContext
 from penchant.schema.experiments import Arm, Change, Experiment
 from penchant.store import Store, open_store
@@ -198,3 +198,50 @@ def test_a_lopsided_split_is_flagged_as_a_sample_ratio_mismatch(store: Store) ->
     assert report["sample_ratio"]["suspected"]
     verdicts = {c["verdict"] for x in report["metrics"] for c in x["comparisons"].values()}
     assert verdicts == {"untrustworthy: sample ratio mismatch"}
+
+
+def test_cuped_uses_each_units_pre_period_purchases(store: Store) -> None:
+    """Spenders keep spending: a unit's revenue before the start predicts its revenue after,
+    so CUPED narrows the revenue comparison, with the same numbers as `cuped` itself."""
+    rng = np.random.default_rng(5)
+    events: list[Event] = []
+    for u in range(300):
+        arm = ("control", "new")[u % 2]
+        at = T0 + timedelta(minutes=u)
+        events.append(impression(len(events), f"u{u}", "i0", at, arm))
+        habit = float(rng.gamma(2.0, 10.0))  # what this person tends to spend
+        before = T0 - timedelta(days=3, minutes=u)
+        events.append(outcome(len(events), f"u{u}", "purchase", before, item_id="i1", value=habit))
+        spent = habit * float(rng.uniform(0.8, 1.2)) + 2.0 * (u % 2)
+        events.append(
+            outcome(
+                len(events),
+                f"u{u}",
+                "purchase",
+                at + timedelta(seconds=5),
+                item_id="i2",
+                value=spent,
+            )
+        )
+    # a purchase before the pre-period does not count
+    events.append(
+        outcome(len(events), "u0", "purchase", T0 - timedelta(days=30), item_id="i3", value=1e6)
+    )
+    store.events.append("t", events)
+    table = experiment_units(store.events, "t", EXPERIMENT, until=T0 + timedelta(days=1))
+    m = table.metrics
+    assert m["pre_revenue"].max() < 1e5 and (m["pre_revenue"] > 0).all()
+    report = experiment_report(table, EXPERIMENT)
+    revenue = next(x for x in report["metrics"] if x["metric"] == "revenue_per_user")
+    adjusted = revenue["comparisons"]["new"]["cuped"]
+    a, b = table.arm("control"), table.arm("new")
+    want = cuped(m["revenue"][a], m["pre_revenue"][a], m["revenue"][b], m["pre_revenue"][b])
+    assert adjusted["theta"] == pytest.approx(want.theta, rel=1e-12)
+    assert adjusted["p_value"] == pytest.approx(want.comparison.p_value, rel=1e-9)
+    assert adjusted["variance_reduction"] > 0.8
+    plain = revenue["comparisons"]["new"]
+    width = plain["diff_ci"][1] - plain["diff_ci"][0]
+    assert adjusted["diff_ci"][1] - adjusted["diff_ci"][0] < 0.5 * width
+    # a covariate that never varies gives no adjusted comparison
+    dwell = next(x for x in report["metrics"] if x["metric"] == "dwell_per_user")
+    assert dwell["comparisons"]["new"].get("cuped") is None

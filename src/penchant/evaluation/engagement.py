@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +63,10 @@ class _Unit:
     active_days: set[int] = field(default_factory=set)
     # per day since the experiment's start: impressions and clicks (lift over time)
     daily: dict[int, list[int]] = field(default_factory=dict)
+    # the same outcomes in the pre-period (CUPED's covariates)
+    pre_converted: bool = False
+    pre_revenue: float = 0.0
+    pre_dwell_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -101,15 +105,19 @@ def experiment_units(
     experiment: Experiment,
     *,
     until: datetime | None = None,
+    pre_days: float = 14.0,
     batch_size: int = 10_000,
 ) -> UnitTable:
-    """Read an experiment's units and what each did, from its first start to `until`.
+    """Read an experiment's units and what each did, from its first start to `until`, and
+    in the `pre_days` before the start (CUPED's covariates: `pre_converted`,
+    `pre_revenue`, `pre_dwell_s`).
 
     Args:
         events: the event log.
         tenant: the experiment's tenant.
         experiment: the experiment (its history gives its first start).
         until: the end of the data; default now.
+        pre_days: the length of the pre-period (0 for none).
         batch_size: events read at a time.
 
     Returns:
@@ -130,7 +138,24 @@ def experiment_units(
                 unit = _unit_of(units, experiment, event)
                 if unit is not None and event.type != "impression":
                     _outcome(unit, event, start_us)
+    if units and pre_days > 0:
+        since = start - timedelta(days=pre_days)
+        before = EventFilter(types=(*sorted(CONVERSION), "dwell"), since=since, until=start)
+        for batch in events.scan(tenant, before, batch_size=batch_size):
+            for event in batch:
+                unit = _unit_of(units, experiment, event)
+                if unit is not None:
+                    _pre_outcome(unit, event)
     return _table(units.items(), start, end, start_us, end_us)
+
+
+def _pre_outcome(unit: _Unit, event: Event) -> None:
+    if event.type in CONVERSION:
+        unit.pre_converted = True
+        if event.type == "purchase":
+            unit.pre_revenue += float(event.value or 0.0)
+    elif event.type == "dwell":
+        unit.pre_dwell_s += float(event.value or 0.0)
 
 
 def _exposure(
@@ -212,6 +237,9 @@ def _table(
             "sessions",
             "returned_d1",
             "returned_d7",
+            "pre_converted",
+            "pre_revenue",
+            "pre_dwell_s",
         )
     }
     for row, (_, u) in enumerate(listed):
@@ -226,6 +254,9 @@ def _table(
         columns["dwell_s"].append(u.dwell_s)
         columns["consumed"].append(u.consumed)
         columns["sessions"].append(len(u.sessions))
+        columns["pre_converted"].append(float(u.pre_converted))
+        columns["pre_revenue"].append(u.pre_revenue)
+        columns["pre_dwell_s"].append(u.pre_dwell_s)
         for n_day, name in ((1, "returned_d1"), (7, "returned_d7")):
             observed = u.first_us + (n_day + 1) * DAY_US <= end_us
             columns[name].append(float(n_day in u.active_days) if observed else np.nan)

@@ -34,6 +34,7 @@ from penchant.errors import InvalidInput
 from penchant.evaluation.engagement import HOLDOUT, FloatArray, UnitTable
 from penchant.experiments.abtest import (
     Comparison,
+    cuped,
     ratio_metric,
     two_proportions,
     welch,
@@ -53,12 +54,15 @@ class Metric:
             where unobserved) or `mean` (a column).
         columns: the unit-table columns it reads.
         higher_is_better: its direction, for verdicts.
+        covariate: the unit-table column of the same outcome before the experiment, for a
+            CUPED-adjusted comparison beside the plain one (means and proportions only).
     """
 
     name: str
     kind: str
     columns: tuple[str, ...]
     higher_is_better: bool = True
+    covariate: str | None = None
 
     def value(self, m: dict[str, FloatArray]) -> float:
         """The arm's value of the metric."""
@@ -93,9 +97,9 @@ class Metric:
 
 METRICS: tuple[Metric, ...] = (
     Metric("ctr", "ratio", ("clicks", "impressions")),
-    Metric("conversion_rate", "proportion", ("converted",)),
-    Metric("revenue_per_user", "mean", ("revenue",)),
-    Metric("dwell_per_user", "mean", ("dwell_s",)),
+    Metric("conversion_rate", "proportion", ("converted",), covariate="pre_converted"),
+    Metric("revenue_per_user", "mean", ("revenue",), covariate="pre_revenue"),
+    Metric("dwell_per_user", "mean", ("dwell_s",), covariate="pre_dwell_s"),
     Metric("items_per_session", "ratio", ("consumed", "sessions")),
     Metric("return_d1", "proportion", ("returned_d1",)),
     Metric("return_d7", "proportion", ("returned_d7",)),
@@ -171,7 +175,9 @@ def compare_table(
             found = _safe(metric.compare, arms[control], arms[arm.name], alpha=alpha)
             if found is None:
                 continue
-            entry = found.as_dict()
+            entry: dict[str, Any] = dict(found.as_dict())
+            if metric.covariate is not None and metric.covariate in arms[control]:
+                entry["cuped"] = _cuped(metric, arms[control], arms[arm.name], alpha)
             if sequential:
                 entry["always_valid_p"] = _always_valid(
                     metric, arms[control], arms[arm.name], alpha
@@ -194,6 +200,21 @@ def compare_table(
         },
         "metrics": rows,
     }
+
+
+def _cuped(
+    metric: Metric, a: dict[str, FloatArray], b: dict[str, FloatArray], alpha: float
+) -> dict[str, Any] | None:
+    """The CUPED-adjusted comparison (its p-value and intervals, theta and the variance
+    reduction), or None when the covariate does not vary or an arm is too small."""
+    column, covariate = metric.columns[0], str(metric.covariate)
+    xa, xb = a[covariate], b[covariate]
+    if np.ptp(np.concatenate([xa, xb])) == 0:
+        return None
+    try:
+        return cuped(a[column], xa, b[column], xb, alpha=alpha).as_dict()
+    except InvalidInput:
+        return None
 
 
 def _verdict(

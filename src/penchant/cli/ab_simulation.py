@@ -45,7 +45,8 @@ class AbSetup:
         arms: arm names; each is a configured surface, `popular`, or `personalized` (the
             default pipeline). The first is the control.
         users: simulated people, drawn from the world without repetition.
-        visits: lists each person asks for.
+        visits: lists each person asks for, one a day (the requests carry the day's time,
+            so the log spans `visits` days).
         k: items per list.
         seed: the randomness of who is drawn and how they react.
         experiment: the experiment's id in the service (new for every run).
@@ -100,17 +101,20 @@ def run_ab(
     progress = Progress(console=console, transient=True, disable=console is None)
     with progress:
         task = progress.add_task("simulated visits", total=len(people) * setup.visits)
+        began = utcnow()
         for visit in range(setup.visits):
             batch: list[dict[str, Any]] = []
-            for person in people:
-                answer = client.recommend(str(person), k=setup.k)
+            for n, person in enumerate(people):
+                # a visit a day: the n-th on day n, the people spread over its first hour
+                at = began + timedelta(days=visit, seconds=60 * n / len(people) * 60)
+                time = {"time": at.isoformat()}
+                answer = client.recommend(str(person), k=setup.k, context=time)
                 shown = [i.item_id for i in answer.items]
                 lists += 1
                 progress.advance(task)
                 if not shown:
                     continue
                 context = EventContext(request_id=answer.request_id, surface=surface)
-                at = utcnow() + timedelta(seconds=visit)
                 reactions = world.respond(str(person), shown, rng, context, at=at)
                 batch += _events(reactions.to_pylist())
                 if len(batch) >= 500:

@@ -64,8 +64,8 @@ def serve_and_show(
                 ab = AbSetup(arms=AB_ARMS, users=users, seed=world.config.seed, experiment=name)
                 console.print(
                     f"\nA/B test through the API: experiment {name}, popular against "
-                    f"personalized, {users:,} simulated people, two lists each; they click as "
-                    "their hidden tastes say."
+                    f"personalized, {users:,} simulated people, a list a day for two days; they "
+                    "click as their hidden tastes say."
                 )
                 run_ab(client, world, settings, ab, console)
     finally:
@@ -78,7 +78,7 @@ def _print_ab(settings: Settings, ab: AbSetup, console: Console) -> None:
     store = settings_store(settings)
     try:
         # reactions are timed a few minutes after their list: read the log beyond now
-        until = utcnow() + timedelta(days=1)
+        until = utcnow() + timedelta(days=ab.visits + 1)
         report = report_experiment(store, settings.tenant, ab.experiment, until=until)
     finally:
         store.close()

@@ -42,7 +42,9 @@ def simulate(
         int, typer.Option(help="Simulated people, split between the arms.", min=2)
     ] = 2_000,
     seed: Annotated[int, typer.Option(help="Seed of the world and of the people's reactions.")] = 0,
-    visits: Annotated[int, typer.Option(help="Lists each person asks for.", min=1)] = 2,
+    visits: Annotated[
+        int, typer.Option(help="Lists each person asks for, one a day.", min=1, max=60)
+    ] = 2,
     k: Annotated[int, typer.Option(help="Items per list.", min=1, max=100)] = 10,
     interleave: Annotated[
         bool,
@@ -117,7 +119,9 @@ def _run(
     store = settings_store(settings)
     try:
         # reactions are timed a few minutes after their list: read the log beyond now
-        report = report_experiment(store, settings.tenant, name, until=utcnow() + timedelta(days=1))
+        report = report_experiment(
+            store, settings.tenant, name, until=utcnow() + timedelta(days=visits + 1)
+        )
     finally:
         store.close()
     if output is not None:

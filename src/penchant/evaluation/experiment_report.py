@@ -303,8 +303,8 @@ def lift_over_time(
     experiment on a slot: the lift of its share of decisions that earned a reward).
 
     Returns:
-        `{arm: [{"day", "lift", "ci": [lo, hi], "p_value"}, ...]}` for every day where
-        both arms had impressions.
+        `{arm: [{"day", "lift", "ci": [lo, hi], "p_value"}, ...]}` for every day that
+        showed anything, once both arms had impressions.
     """
     shown = np.cumsum(table.daily_impressions, axis=1)
     clicked = np.cumsum(table.daily_clicks, axis=1)
@@ -314,6 +314,8 @@ def lift_over_time(
         rows = table.arm(arm.name)
         series = []
         for day in range(shown.shape[1]):
+            if not table.daily_impressions[:, day].any():
+                continue  # nothing new was shown that day
             a = control & (shown[:, day] > 0)
             b = rows & (shown[:, day] > 0)
             found = _safe(

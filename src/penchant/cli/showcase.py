@@ -89,10 +89,19 @@ def _print_ab(settings: Settings, ab: AbSetup, console: Console) -> None:
         low, high = c["ci"]
         console.print(
             f"Personalized against popular: CTR lift {100 * c['lift']:+.1f}% (95% interval "
-            f"{100 * low:+.1f}% to {100 * high:+.1f}%), p = {c['p_value']:.2g}. The full "
-            f"report: penchant experiment report {ab.experiment} --data-dir "
-            f"{settings.data_dir} --output REPORT_DIR"
+            f"{100 * low:+.1f}% to {100 * high:+.1f}%), p = {c['p_value']:.2g}."
         )
+    others = []
+    for metric in report["metrics"][1:]:
+        found = metric["comparisons"].get(ab.arms[1])
+        if found is not None and found["lift"] is not None:
+            others.append(f"{metric['metric']} {100 * found['lift']:+.1f}% ({found['verdict']})")
+    if others:
+        console.print("The other metrics (Holm-corrected): " + "; ".join(others) + ".")
+    console.print(
+        f"The full report: penchant experiment report {ab.experiment} --data-dir "
+        f"{settings.data_dir} --output REPORT_DIR"
+    )
 
 
 def _show(client: Client, people: list[str], console: Console) -> None:

@@ -291,3 +291,27 @@ def test_an_experiment_on_a_slot_gives_each_arm_its_own_policy(client: TestClien
             assert {p for _, _, p in picks} == {0.5}
     values = {m["metric"]: m["values"] for m in report["metrics"]}
     assert values["reward_per_decision"]["greedy"] > values["reward_per_decision"]["uniform"]
+
+
+def test_reports_segment_by_a_user_attribute_and_end_where_asked(client: TestClient) -> None:
+    assert put(client, "ab", AB).status_code == 200
+    assert client.post("/v1/experiments/ab/start").status_code == 200
+    users = [f"u{i}" for i in range(60)]
+    for i, u in enumerate(users[:40]):
+        plan = {"attributes": {"plan": "gold" if i % 2 else "free"}}
+        assert client.put(f"/v1/users/{u}", json=plan).status_code == 200
+    for u in users:
+        served(client, u)
+    store = client.app.state.store  # type: ignore[attr-defined]
+    impressions(store, None, want=60 * 3)
+    report = client.get("/v1/experiments/ab/report", params={"segment_by": "plan"}).json()
+    assert report["segment_by"] == "plan"
+    assert set(report["segments"]) == {"gold", "free", "unknown"}
+    sizes = {name: sum(s["units"].values()) for name, s in report["segments"].items()}
+    assert sizes == {"gold": 20, "free": 20, "unknown": 20}
+    early = client.get("/v1/experiments/ab/report", params={"until": "2020-01-01T00:00:00Z"})
+    assert early.status_code == 200 and sum(early.json()["units"].values()) == 0
+    by_session = {**AB, "unit": "session"}
+    assert put(client, "sess", {**by_session, "surface": "default"}).status_code == 200
+    refused = client.get("/v1/experiments/sess/report", params={"segment_by": "plan"})
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "segment_by"

@@ -129,6 +129,10 @@ def report(
         typer.Option("--output", help="Write report.json, report.md and lift.png here."),
     ] = None,
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level.")] = 0.05,
+    segment_by: Annotated[
+        str,
+        typer.Option("--segment-by", help="`device`, or a user attribute to segment by."),
+    ] = "device",
     tenant: Tenant = None,
     data_dir: DataDir = None,
     json: Json = False,
@@ -137,7 +141,9 @@ def report(
     from the event log."""
     settings = settings_for(data_dir)
     with opened_store(settings) as store:
-        found = report_experiment(store, tenant or settings.tenant, name, alpha=alpha)
+        found = report_experiment(
+            store, tenant or settings.tenant, name, alpha=alpha, segment_by=segment_by
+        )
     if output is not None:
         written = write_experiment_report(found, output)
         if not json:

@@ -8,14 +8,17 @@ at any time. At most one experiment runs on a surface at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from penchant.content.slots import check_slot
 from penchant.errors import Conflict, InvalidInput, NotFound
-from penchant.evaluation.engagement import experiment_units, slot_units
-from penchant.evaluation.experiment_report import SLOT_METRICS, experiment_report
+from penchant.evaluation.engagement import UnitTable, experiment_units, slot_units
+from penchant.evaluation.experiment_report import METRICS, SLOT_METRICS, experiment_report
 from penchant.evaluation.interleaving_report import interleaving_report
 from penchant.schema.common import utcnow
 from penchant.schema.experiments import Change, Experiment, ExperimentStatus
@@ -165,14 +168,25 @@ def report_experiment(
     *,
     until: datetime | None = None,
     alpha: float = 0.05,
+    segment_by: str = "device",
 ) -> dict[str, Any]:
     """The experiment's report from the event log, with data up to `until` (default now):
     see `penchant.evaluation.experiment_report` (A/B) and
     `penchant.evaluation.interleaving_report`.
 
+    Args:
+        store: the store.
+        tenant: the experiment's tenant.
+        name: the experiment.
+        until: the end of the data.
+        alpha: the significance level.
+        segment_by: `device` (of each unit's first exposure) or the name of a user
+            attribute (from the catalog's users; `unknown` for a user without it).
+
     Raises:
         NotFound: no such experiment.
-        InvalidInput: alpha outside (0, 1).
+        InvalidInput: alpha outside (0, 1), or segments by a user attribute for an
+            experiment whose units are sessions.
     """
     if not 0.0 < alpha < 1.0:
         raise InvalidInput("alpha: give a level between 0 and 1", field="alpha")
@@ -181,9 +195,32 @@ def report_experiment(
         return interleaving_report(store.events, tenant, experiment, until=until, alpha=alpha)
     if experiment.slot is not None:
         table = slot_units(store.events, tenant, experiment, until=until)
-        return experiment_report(table, experiment, alpha=alpha, metrics=SLOT_METRICS)
-    table = experiment_units(store.events, tenant, experiment, until=until)
-    return experiment_report(table, experiment, alpha=alpha)
+        metrics = SLOT_METRICS
+    else:
+        table = experiment_units(store.events, tenant, experiment, until=until)
+        metrics = METRICS
+    if segment_by != "device":
+        if experiment.unit != "user":
+            raise InvalidInput(
+                "segment_by: the units of this experiment are sessions; segment by device",
+                field="segment_by",
+            )
+        table = _by_attribute(store, tenant, table, segment_by)
+    report = experiment_report(table, experiment, alpha=alpha, metrics=metrics)
+    report["segment_by"] = segment_by
+    return report
+
+
+def _by_attribute(store: Store, tenant: str, table: UnitTable, attribute: str) -> UnitTable:
+    """The table with each unit's segment taken from its user's attribute."""
+    wanted = set(table.units)
+    found: dict[str, str] = {}
+    for batch in store.catalog.scan_users(tenant):
+        for user in batch:
+            if user.id in wanted and attribute in user.attributes:
+                found[user.id] = str(user.attributes[attribute])
+    segments = np.array([found.get(u, "unknown") for u in table.units], dtype=np.str_)
+    return dataclasses.replace(table, segments=segments)
 
 
 def _change(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -115,10 +116,25 @@ def report(
     store: StoreDep,
     experiment_id: ExperimentId,
     alpha: Annotated[float, Query(gt=0.0, lt=1.0, description="significance level")] = 0.05,
+    until: Annotated[
+        datetime | None, Query(description="the end of the data (ISO 8601; default now)")
+    ] = None,
+    segment_by: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=256,
+            description="`device`, or the name of a user attribute to segment by",
+        ),
+    ] = "device",
 ) -> dict[str, Any]:
     """Each metric per arm, each arm's lift over the control with its interval, Holm-corrected
     p-values and verdicts, always-valid p-values, a sample-ratio check, per-segment tables
     and the CTR lift day by day, computed from the event log (its units are users or
     sessions, as randomized). For an interleaving experiment: the lists each arm's team won,
     and the preference for the second arm with its interval and sign-test p-value."""
-    return report_experiment(store, key.tenant, experiment_id, alpha=alpha)
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    return report_experiment(
+        store, key.tenant, experiment_id, alpha=alpha, until=until, segment_by=segment_by
+    )

@@ -133,6 +133,7 @@ class Decider:
         consent_default: bool | None = None,
         dry_run: bool = False,
         policy: Mapping[str, Any] | None = None,
+        arm: str = "",
         attributes: Mapping[str, Any] | None = None,
     ) -> Decision:
         """Choose a variant of the request's slot, count the choice, log it.
@@ -151,8 +152,9 @@ class Decider:
             dry_run: choose as for real, but neither count nor log the choice (a
                 preview): nothing learns from it and no outcome can be credited to it.
             policy: another policy config for this decision (an experiment's arm on the
-                slot): it chooses, and learns from its own decisions' outcomes only (its
-                statistics are keyed by the slot with that policy).
+                slot): it chooses, and learns from its own decisions' outcomes only.
+            arm: with `policy`, the arm (`experiment/arm`) whose statistics of their own
+                the decision reads and feeds, even where its policy is the slot's own.
             attributes: what the logged decision event carries besides (the experiment
                 and arm it was made under).
 
@@ -162,7 +164,7 @@ class Decider:
         """
         live = self.slots.live(tenant, request.slot)
         if policy is not None:
-            live = self._arm(tenant, live, policy)
+            live = self._arm(tenant, live, policy, arm)
         plan = self._plan(tenant, live)
         ctx = request.context
         at = ctx.time or utcnow()
@@ -201,8 +203,8 @@ class Decider:
             "t": time.time(),  # the window runs from now, whatever the context's time
             "r": 0.0,
         }
-        if policy is not None:
-            record["policy"] = dict(policy)  # an outcome is credited to this arm's statistics
+        if policy is not None:  # an outcome is credited to this arm's statistics
+            record["policy"], record["arm"] = dict(policy), arm
         # the pull and the record in one round trip
         self.state.write_many(
             tenant,
@@ -269,18 +271,20 @@ class Decider:
             )
         return rows, values, segment
 
-    def _arm(self, tenant: str, live: LiveSlot, policy: Mapping[str, Any]) -> LiveSlot:
-        """The slot as an experiment's arm serves it: its own policy, the same variants.
+    def _arm(self, tenant: str, live: LiveSlot, policy: Mapping[str, Any], arm: str) -> LiveSlot:
+        """The slot as an experiment's arm serves it: its own policy, the same variants, and
+        statistics of its own (scoped by `arm`).
 
-        Built once per load of the slot and policy config (checked when the experiment
-        started).
+        Built once per load of the slot, arm and policy config (checked when the
+        experiment started).
         """
-        key = (tenant, live.slot.id, orjson.dumps(policy, option=orjson.OPT_SORT_KEYS))
+        config = orjson.dumps(policy, option=orjson.OPT_SORT_KEYS)
+        key = (tenant, f"{live.slot.id}\x00{arm}", config)
         cached = self._arms.get(key)
         if cached is None or cached[0] is not live:
             slot = live.slot.model_copy(update={"policy": dict(policy)})
-            arm = LiveSlot(slot, live.variants, check_slot(slot), live.loaded_at)
-            cached = self._arms[key] = (live, arm)
+            scoped = LiveSlot(slot, live.variants, check_slot(slot), live.loaded_at, arm)
+            cached = self._arms[key] = (live, scoped)
         return cached[1]
 
     def _plan(self, tenant: str, live: LiveSlot) -> _Plan:
@@ -288,10 +292,11 @@ class Decider:
         per decision (three blake2b hashes of its definition, about 30 us)."""
         # one plan per slot and policy (an experiment's arms share the slot), replaced when
         # the slot is reloaded
-        key = (tenant, live.slot.id, orjson.dumps(live.slot.policy, option=orjson.OPT_SORT_KEYS))
+        config = orjson.dumps(live.slot.policy, option=orjson.OPT_SORT_KEYS)
+        key = (tenant, f"{live.slot.id}\x00{live.scope}", config)
         plan = self._plans.get(key)
         if plan is None or plan.live is not live:
-            sig = signature(live.slot)
+            sig = signature(live.slot, live.scope)
             plan = _Plan(
                 live=live,
                 sig=sig,
@@ -335,9 +340,9 @@ class Decider:
             except NotFound:
                 continue
             if "policy" in record:  # made by an experiment's arm: its statistics learn
-                live = self._arm(tenant, live, record["policy"])
+                live = self._arm(tenant, live, record["policy"], record.get("arm", ""))
             weight = live.slot.reward.get(event.type)
-            if weight is None or signature(live.slot) != record["sig"]:
+            if weight is None or signature(live.slot, live.scope) != record["sig"]:
                 continue
             amount = weight * ((event.value or 0.0) if event.type == "dwell" else 1.0)
             total = min(live.slot.reward_cap, record["r"] + amount)

@@ -49,12 +49,13 @@ def layout_signature(slot: Slot) -> str:
     return hashlib.blake2b(repr(layout).encode(), digest_size=6).hexdigest()
 
 
-def signature(slot: Slot) -> str:
+def signature(slot: Slot, scope: str = "") -> str:
     """A short id of the slot, its policy and its context layout (part of its state keys):
-    statistics learned under one never mix with those of another."""
+    statistics learned under one never mix with those of another. A `scope` (an experiment's
+    arm, `experiment/arm`) gives statistics of their own to the decisions made in it."""
     policy = sorted(slot.policy.items())
-    text = repr((layout_signature(slot), policy)).encode()
-    return hashlib.blake2b(text, digest_size=6).hexdigest()
+    parts = (layout_signature(slot), policy, scope) if scope else (layout_signature(slot), policy)
+    return hashlib.blake2b(repr(parts).encode(), digest_size=6).hexdigest()
 
 
 def featurize(

@@ -10,7 +10,9 @@ something else. Decisions still inside their attribution window wait for outcome
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import orjson
@@ -29,6 +31,12 @@ from penchant.store.base import EventFilter, EventStore
 from penchant.store.state import StateStore
 
 
+def _scope(attributes: Mapping[str, Any]) -> str:
+    """The statistics scope a logged decision was made in: its experiment arm, if any."""
+    arm = attributes.get("arm")
+    return f"{attributes.get('experiment')}/{arm}" if arm is not None else ""
+
+
 def rebuild_slot(events: EventStore, state: StateStore, tenant: str, live: LiveSlot) -> int:
     """Add the statistics the log holds for a slot's layout to the online state.
 
@@ -36,7 +44,7 @@ def rebuild_slot(events: EventStore, state: StateStore, tenant: str, live: LiveS
         How many logged decisions were counted.
     """
     slot = live.slot
-    layout, sig = layout_signature(slot), signature(slot)
+    layout, sig = layout_signature(slot), signature(slot, live.scope)
     contexts: list[list[float]] = []
     arms: list[str] = []
     ids: list[str] = []
@@ -50,7 +58,7 @@ def rebuild_slot(events: EventStore, state: StateStore, tenant: str, live: LiveS
                 continue
             if event.type == REWARD_TYPE:
                 rewards[ctx.decision_id] += float(event.value or 0.0)
-            elif ctx.attributes.get("layout") == layout:
+            elif ctx.attributes.get("layout") == layout and _scope(ctx.attributes) == live.scope:
                 x = ctx.attributes.get("x")
                 variant = ctx.attributes.get("variant")
                 if isinstance(x, list) and isinstance(variant, str):
@@ -77,6 +85,8 @@ def rebuild_slot(events: EventStore, state: StateStore, tenant: str, live: LiveS
                 "x": contexts[i],
                 "t": at.timestamp(),
             }
+            if live.scope:  # an experiment arm's decision: its outcomes feed that arm
+                record["policy"], record["arm"] = dict(slot.policy), live.scope
             state.set(
                 tenant,
                 decision_key(decision_id),

@@ -39,12 +39,14 @@ def check_slot(slot: Slot) -> Policy:
 
 @dataclass(frozen=True)
 class LiveSlot:
-    """A slot ready to decide: its definition, approved variants and policy."""
+    """A slot ready to decide: its definition, approved variants and policy, and the scope of
+    its statistics (an experiment's arm, `experiment/arm`; empty for the slot's own)."""
 
     slot: Slot
     variants: tuple[Variant, ...]
     policy: Policy
     loaded_at: float
+    scope: str = ""
 
 
 class Slots:

@@ -1,9 +1,9 @@
 """An experiment's life: define it, start it, ramp it, stop it (the API and the CLI share these).
 
-A draft can be redefined freely. Once started, its arms, surface, unit and salt are fixed
+A draft can be redefined freely. Once started, its arms, target, unit and salt are fixed
 (changing them mid-run would mix two experiments in one analysis); only its ramp moves, and
 every start, ramp and stop is kept in its history so that an analysis knows the allocation
-at any time. At most one experiment runs on a surface at a time.
+at any time. At most one experiment runs on a surface (or a slot) at a time.
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ def start_experiment(
 
     Raises:
         NotFound: no such experiment.
-        InvalidInput: an arm's surface is not configured.
-        Conflict: it is running already, or another experiment runs on its surface.
+        InvalidInput: an arm's surface is not configured, or its policy cannot serve the
+            experiment's slot.
+        Conflict: it is running already, or another experiment runs on its surface or slot.
     """
     experiment = get_experiment(store, tenant, name)
     if experiment.status == "running":

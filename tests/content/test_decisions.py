@@ -330,3 +330,5 @@ def test_an_experiment_arm_learns_apart_even_with_the_slots_own_policy(
         assert np.allclose(before, after, rtol=0, atol=1e-12)
     assert sum(stats_of(fresh, tenant, slot, v)[0] for v in ("a", "b", "c")) == 1
     assert outside.decision_id not in {m.decision_id for m in made}
+    logged_outside = next(e for e in sink.events if e.context.decision_id == outside.decision_id)
+    assert "arm" not in logged_outside.context.attributes

@@ -121,8 +121,8 @@ class Decider:
         self.slots, self.state, self.sink = slots, state, sink
         self._rebuild = rebuild
         self._built: set[tuple[str, str]] = set()
-        self._plans: dict[tuple[str, str, bytes], _Plan] = {}
-        self._arms: dict[tuple[str, str, bytes], tuple[LiveSlot, LiveSlot]] = {}
+        self._plans: dict[tuple[str, str, str], _Plan] = {}
+        self._arms: dict[tuple[str, str, str], tuple[LiveSlot, LiveSlot]] = {}
 
     def decide(
         self,
@@ -278,10 +278,9 @@ class Decider:
         Built once per load of the slot, arm and policy config (checked when the
         experiment started).
         """
-        config = orjson.dumps(policy, option=orjson.OPT_SORT_KEYS)
-        key = (tenant, f"{live.slot.id}\x00{arm}", config)
+        key = (tenant, live.slot.id, arm)
         cached = self._arms.get(key)
-        if cached is None or cached[0] is not live:
+        if cached is None or cached[0] is not live or cached[1].slot.policy != policy:
             slot = live.slot.model_copy(update={"policy": dict(policy)})
             scoped = LiveSlot(slot, live.variants, check_slot(slot), live.loaded_at, arm)
             cached = self._arms[key] = (live, scoped)
@@ -290,10 +289,9 @@ class Decider:
     def _plan(self, tenant: str, live: LiveSlot) -> _Plan:
         """The slot's signatures and keys, computed once per load of the slot rather than
         per decision (three blake2b hashes of its definition, about 30 us)."""
-        # one plan per slot and policy (an experiment's arms share the slot), replaced when
-        # the slot is reloaded
-        config = orjson.dumps(live.slot.policy, option=orjson.OPT_SORT_KEYS)
-        key = (tenant, f"{live.slot.id}\x00{live.scope}", config)
+        # one plan per slot and statistics scope (an experiment's arms share the slot),
+        # replaced when the slot is reloaded
+        key = (tenant, live.slot.id, live.scope)
         plan = self._plans.get(key)
         if plan is None or plan.live is not live:
             sig = signature(live.slot, live.scope)

@@ -131,12 +131,14 @@ def experiment_units(
     for batch in events.scan(tenant, where, batch_size=batch_size):
         for event in batch:
             _exposure(units, experiment, event, start_us)
-    if units:
-        outcomes = EventFilter(since=start, until=end)
+    # every other type counts (any activity is a return), impressions were read already
+    others = tuple(t for t in events.event_types(tenant) if t != "impression")
+    if units and others:
+        outcomes = EventFilter(types=others, since=start, until=end)
         for batch in events.scan(tenant, outcomes, batch_size=batch_size):
             for event in batch:
                 unit = _unit_of(units, experiment, event)
-                if unit is not None and event.type != "impression":
+                if unit is not None:
                     _outcome(unit, event, start_us)
     if units and pre_days > 0:
         since = start - timedelta(days=pre_days)

@@ -40,6 +40,13 @@ class Routed:
     interleave: tuple[tuple[str, str], ...] = ()
     policy: dict[str, Any] | None = None
 
+    @property
+    def scope(self) -> str:
+        """For an arm's policy, the scope of its statistics: `experiment/arm` ("" else)."""
+        if self.policy is None:
+            return ""
+        return f"{self.attributes['experiment']}/{self.attributes['arm']}"
+
 
 @dataclass(frozen=True)
 class _Live:

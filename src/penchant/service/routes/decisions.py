@@ -14,7 +14,7 @@ from penchant.content.decisions import Decider, DecisionRequest
 from penchant.errors import InvalidInput
 from penchant.privacy.pseudonyms import Pseudonyms
 from penchant.service.deps import BEARER, authorize, own_session_only
-from penchant.service.experiments import LiveExperiments, Routed
+from penchant.service.experiments import LiveExperiments
 from penchant.service.schemas import ERROR_RESPONSES, NOT_FOUND, json_body, json_object
 from penchant.types import Scope
 
@@ -69,7 +69,7 @@ async def post_decision(request: Request) -> Response:
         asked,
         consent_default=granted,
         policy=routed.policy if routed is not None else None,
-        arm=_arm(routed),
+        arm=routed.scope if routed is not None else "",
         attributes=routed.attributes if routed is not None else None,
     )
     content = {
@@ -80,13 +80,6 @@ async def post_decision(request: Request) -> Response:
         "policy": decision.policy,
     }
     return Response(orjson.dumps(content), media_type="application/json")
-
-
-def _arm(routed: Routed | None) -> str:
-    """The statistics scope of an experiment arm's decisions: `experiment/arm`."""
-    if routed is None or routed.policy is None:
-        return ""
-    return f"{routed.attributes['experiment']}/{routed.attributes['arm']}"
 
 
 def _parse(body: bytes) -> DecisionRequest:

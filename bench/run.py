@@ -5,7 +5,8 @@ against peer libraries), bench/out/scale.json (training at scale), bench/out/ser
 (serving at scale) and bench/out/decisions.json (POST /v1/decisions). Arguments are passed to
 the import benchmark, e.g. `.venv/bin/python bench/run.py --case ml100k`; `--only-models`
 runs just the model benchmarks, `--only-serving` just the serving one, `--only-decisions`
-just the decisions one.
+just the decisions one, `--only-experiments` the interleaving sensitivity and a simulated A/B
+test of popular against personalized through the real service.
 """
 
 from __future__ import annotations
@@ -148,6 +149,16 @@ def decisions_run() -> None:
     subprocess.run([sys.executable, str(here / "decision_bench.py")], check=True)
 
 
+def experiments_run() -> None:
+    """Interleaving against A/B in a cascade-click world, then `penchant simulate` (2,000
+    people, five days), each printing its own results."""
+    here = Path(__file__).resolve().parent
+    subprocess.run([sys.executable, str(here / "interleaving_sensitivity.py")], check=True)
+    penchant = Path(sys.executable).parent / "penchant"
+    command = [str(penchant), "simulate", "--users", "2000", "--seed", "0", "--visits", "5"]
+    subprocess.run([*command, "--output", str(here / "out" / "experiment")], check=True)
+
+
 def main() -> None:
     """Run the benchmarks and report."""
     info = machine()
@@ -159,6 +170,9 @@ def main() -> None:
         return
     if "--only-decisions" in sys.argv:
         decisions_run()
+        return
+    if "--only-experiments" in sys.argv:
+        experiments_run()
         return
     results = import_bench.main(sys.argv[1:])
     http = http_runs()
@@ -175,6 +189,7 @@ def main() -> None:
     model_runs()
     serving_run()
     decisions_run()
+    experiments_run()
 
 
 if __name__ == "__main__":

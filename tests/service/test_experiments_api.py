@@ -24,6 +24,7 @@ AB = {
         {"name": "control", "surface": "default"},
         {"name": "popular", "surface": "popular", "weight": 1.0},
     ],
+    "salt": "tests",  # a fixed split: the statistical checks below do not depend on chance
 }
 
 
@@ -54,6 +55,11 @@ def test_an_experiment_is_a_draft_until_started_then_fixed(client: TestClient) -
     # a draft can be redefined; it keeps its salt
     again = put(client, "ab", {**AB, "ramp": 0.5}).json()
     assert again["ramp"] == 0.5 and again["salt"] == draft["salt"]
+    # without a salt a random one is drawn, and a redefined draft keeps it
+    unsalted = {k: v for k, v in AB.items() if k != "salt"}
+    drawn = put(client, "ab2", unsalted).json()["salt"]
+    assert drawn and drawn != "tests"
+    assert put(client, "ab2", {**unsalted, "ramp": 0.5}).json()["salt"] == drawn
     started = client.post("/v1/experiments/ab/start")
     assert started.status_code == 200, started.text
     assert started.json()["status"] == "running"
@@ -253,12 +259,13 @@ def test_an_experiment_on_a_slot_gives_each_arm_its_own_policy(client: TestClien
             chosen.setdefault(user, []).append(
                 (got["decision_id"], got["variant"]["id"], got["propensity"])
             )
-            if got["variant"]["id"] == "b":  # people here only ever click b
+            if got["variant"]["id"] == "b":  # people here only ever click b, at once
                 clicks.append(
                     {"event_id": f"c-{got['decision_id']}", "user_id": user, "type": "click",
                      "context": {"decision_id": got["decision_id"]}}
                 )  # fmt: skip
-    assert client.post("/v1/events", json={"events": clicks}).json()["stored"] == len(clicks)
+                sent = client.post("/v1/events", json={"events": clicks[-1:]})
+                assert sent.json()["stored"] == 1
     store = client.app.state.store  # type: ignore[attr-defined]
     deadline = time.monotonic() + 30  # decisions and rewards reach the log every second
     while time.monotonic() < deadline and (

@@ -47,7 +47,10 @@ class EventMix(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    click_bias: float = -2.0  # logit of a click on an average item, before position
+    # logit of a click on an average item, before position: -4.2 gives the logged history
+    # MIND-small's click-through rate (3.98% of impressions; -2 gave 15%, where click chances
+    # near saturation squeezed every difference between lists)
+    click_bias: float = -4.2
     popularity_weight: float = Field(0.5, ge=0)  # times the standardized log popularity
     dwell_median: float = Field(25.0, gt=0)  # seconds, at average satisfaction
     like: float = Field(0.15, ge=0, le=1)
@@ -73,7 +76,9 @@ class WorldConfig(BaseModel):
     days: int = Field(30, ge=1)
     start: UtcDatetime = datetime(2024, 1, 1, tzinfo=UTC)
     popularity_exponent: float = Field(1.0, ge=0)  # base popularity ~ rank ** -exponent
-    sessions_per_day: float = Field(0.4, gt=0)  # mean per user; Poisson times activity
+    # mean per user, Poisson times activity: 1.0 shows a person about 20 items a day, as
+    # MIND-small does (156,965 lists of 38 items on average for 50,000 people in 6 days)
+    sessions_per_day: float = Field(1.0, gt=0)
     activity_sigma: float = Field(1.0, ge=0)  # log-normal spread of activity (mean 1)
     lists_per_session: float = Field(2.0, ge=1)  # mean; 1 + Poisson
     list_size: int = Field(10, ge=1, le=200)

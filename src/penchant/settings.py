@@ -83,7 +83,7 @@ class TrainingSettings(BaseModel):
     """What `penchant train` and the service's background trainer fit, and when."""
 
     models: list[str] = Field(
-        default_factory=lambda: ["popular", "itemknn", "ials"],
+        default_factory=lambda: ["popular", "itemknn", "ials", "taste"],
         description="the models one training run fits into one versioned bundle",
     )
     params: dict[str, dict[str, Any]] = Field(

@@ -61,7 +61,8 @@ def test_train_writes_a_bundle_that_serves(tmp_path: Path, stored: list[Event]) 
     assert result.activated and registry.active() == result.version
     assert result.path == registry.path(result.version)
     bundle = registry.load()
-    assert bundle.version == result.version and set(bundle.models) == {"popular", "itemknn", "ials"}
+    assert bundle.version == result.version
+    assert set(bundle.models) == {"popular", "itemknn", "ials", "taste"}
     for name in ("itemknn", "ials"):
         ids, scores = bundle.models[name].recommend(["u1", "u2"], k=1)
         # planted groups: odd users take odd items, even users even ones

@@ -163,7 +163,7 @@ def test_canaries_are_gone_from_every_table_key_file_and_log(
             assert receipt.counts["events"] == 7
             assert receipt.counts["profile"] == 1
             assert receipt.counts["sessions"] == 1
-            assert receipt.counts["model_rows"] == 3  # popular, itemknn, ials
+            assert receipt.counts["model_rows"] == 4  # popular, itemknn, ials, taste
             assert receipt.counts["online_keys"] >= 2
             assert receipt.counts["consents"] == receipt.counts["controls"] == 1
             assert receipt.counts["preference_keys"] == 1

@@ -84,6 +84,21 @@ def test_an_anonymous_session_is_steered_by_its_items(engine: Engine) -> None:
     assert any(r and r.endswith("in this session") for r in ranked.reasons)
 
 
+def test_a_reason_names_a_past_item_of_this_session_as_such(
+    models: dict[str, Recommender],
+) -> None:
+    """A source that ranks from the person's whole history (here iALS alone) names the item
+    behind a recommendation; when that item was taken in this session, the reason says so."""
+    stages = [{"stage": "model", "model": "ials"}, {"stage": "score"}, {"stage": "explain"}]
+    engine = Engine("v1", models, catalog_items(), {"only": stages})
+    ranked = engine.recommend(
+        ask(engine, session_id="s1", k=5, surface="only"), session=Activity(["i8", "i10"], [], [])
+    )
+    assert ranked.reasons and all(r and r.endswith("in this session") for r in ranked.reasons)
+    trained = engine.recommend(ask(engine, user_id="u0", k=5, surface="only"))
+    assert not any(r and r.endswith("in this session") for r in trained.reasons)
+
+
 def test_cold_start_is_trending_in_the_browsed_category(engine: Engine) -> None:
     ranked = engine.recommend(ask(engine, session_id="s2", k=5, context={"category": "odd"}))
     assert ranked.item_ids and all(r == "trending in odd" for r in ranked.reasons)

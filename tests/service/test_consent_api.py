@@ -154,7 +154,7 @@ def test_a_reset_forgets_the_profile_but_keeps_the_person(
     assert reset.status_code == 200, reset.text
     job = reset.json()
     assert job["job_id"].startswith("rs_") and job["counts"]["events"] == 10
-    assert job["counts"]["model_rows"] == 3 and "consents" not in job["counts"]
+    assert job["counts"]["model_rows"] == 4 and "consents" not in job["counts"]
     assert recs(client, user_id="u1", k=10) == anonymous
     assert client.get(f"/v1/erasures/{job['job_id']}").status_code == 200
 

@@ -52,7 +52,7 @@ def test_an_erased_user_is_served_from_nothing_of_theirs(
     job = answer.json()
     assert job["status"] == "erased"
     assert job["counts"]["events"] == 11  # 10 seeded and 1 sent
-    assert job["counts"]["model_rows"] == 3
+    assert job["counts"]["model_rows"] == 4  # popular, itemknn, ials, taste
     assert job["counts"]["online_keys"] >= 1
     assert job["rebuild_due_at"] > job["requested_at"]
 

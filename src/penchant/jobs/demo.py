@@ -23,7 +23,7 @@ from penchant.jobs.train import TrainResult, train
 from penchant.settings import Settings
 
 #: The models the demo trains and compares.
-DEMO_MODELS = ("popular", "itemknn", "ials", "bpr", "ease")
+DEMO_MODELS = ("popular", "itemknn", "ials", "bpr", "ease", "taste")
 #: A small shop: enough data to show every event type, quick enough for a laptop.
 DEMO_WORLD = WorldConfig(n_users=2_000, n_items=1_500, n_categories=12, days=21, seed=7)
 

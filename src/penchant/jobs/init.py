@@ -75,7 +75,7 @@ CONFIG_TEMPLATE = """\
 
 [training]
 # The models one `penchant train` fits into one versioned bundle (served together).
-# models = ["popular", "itemknn", "ials"]
+# models = ["popular", "itemknn", "ials", "taste"]
 # Hyperparameters per model, e.g. params = { ials = { factors = 128 }, itemknn = { k = 50 } }
 # params = {}
 # The service retrains in a separate process every interval_s seconds and/or after

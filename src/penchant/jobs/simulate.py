@@ -11,7 +11,7 @@ from penchant.jobs.train import train
 from penchant.settings import Settings
 
 #: The models a simulated shop trains: the non-personalized baseline and personalized ones.
-SIMULATION_MODELS = ("popular", "itemknn", "ials")
+SIMULATION_MODELS = ("popular", "itemknn", "ials", "taste")
 
 
 def prepare_world(

@@ -119,6 +119,12 @@ class Recommender(Hyperparameters, ABC):
         return self.reads_text()
 
     @property
+    def personalizes(self) -> bool:
+        """Whether the fitted model's scores depend on the person. The default surface leaves
+        out the optional source of a model that does not (see `ranking.default_stages`)."""
+        return True
+
+    @property
     def fitted(self) -> bool:
         """Whether the model has been fitted or loaded."""
         return hasattr(self, "item_ids_")

@@ -30,6 +30,11 @@ class Popular(Recommender):
     def __init__(self, half_life_days: float | None = None) -> None:
         self.half_life_days = half_life_days
 
+    @property
+    def personalizes(self) -> bool:
+        """Popularity is the same for everyone."""
+        return False
+
     def _fit(self, data: Dataset) -> None:
         if self.half_life_days is None:
             counts: np.ndarray[Any, Any] = data.item_counts.astype(np.float64)

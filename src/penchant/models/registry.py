@@ -18,6 +18,7 @@ from penchant.models.itemknn import ItemKNN
 from penchant.models.popular import Popular
 from penchant.models.sasrec import SASRec
 from penchant.models.sknn import SessionKNN
+from penchant.models.taste import CategoryTaste
 
 #: The models `penchant evaluate --models` and `penchant train` know, by name.
 MODELS: dict[str, type[Recommender]] = {
@@ -33,6 +34,7 @@ MODELS: dict[str, type[Recommender]] = {
         SASRec,
         Blend,
         Hybrid,
+        CategoryTaste,
     )
 }
 

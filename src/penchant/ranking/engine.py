@@ -119,7 +119,10 @@ class Engine:
         }
         if default_surface not in self.pipelines:
             self.pipelines[default_surface] = build_pipeline(
-                default_surface, default_stages(names), names, lenient=True
+                default_surface,
+                default_stages([n for n, m in models.items() if m.personalizes]),
+                names,
+                lenient=True,
             )
 
     def forget_user(self, user_id: str) -> int:

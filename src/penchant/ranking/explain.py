@@ -52,13 +52,15 @@ class Explain:
                 reasons[row] = "something new to discover"
             else:
                 reasons[row] = "recommended for you"
+        in_session = set(query.session.tolist())
         for source, rows in because.items():
             session = source in self.session_sources
             history = query.session if session else query.history
-            suffix = " in this session" if session else ""
             named = self._because(candidates.items[rows], history, source, serving)
             for row, anchor in zip(rows, named, strict=True):
                 if anchor >= 0:
+                    # a past item of this very session is named as such, whichever source
+                    suffix = " in this session" if session or anchor in in_session else ""
                     reasons[row] = f"because you {self.verb} {catalog.name(anchor)}{suffix}"
                 elif candidates.items[row] >= catalog.n_model:
                     reasons[row] = f"new, like what you {self.verb}"

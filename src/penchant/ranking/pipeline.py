@@ -70,6 +70,7 @@ OPTIONAL_SOURCES: list[dict[str, Any]] = [
     {"stage": "ranker", "model": "hybrid", "n": 100, "weight": 2.0},
     {"stage": "sequence", "model": "sasrec", "n": 100, "weight": 1.0},
     {"stage": "content", "model": "content", "n": 100, "weight": 0.5},
+    {"stage": "model", "model": "taste", "n": 100, "weight": 3.0},
 ]
 #: The stages of a surface nobody configured, for a bundle of popular, itemknn and ials
 #: (`default_stages` adds `OPTIONAL_SOURCES` of the bundle's other models).
@@ -115,7 +116,9 @@ class Pipeline:
 
 
 def default_stages(models: Sequence[str]) -> list[dict[str, Any]]:
-    """The stages of a surface nobody configured, for a bundle of these models."""
+    """The stages of a surface nobody configured, for a bundle of these models (the engine
+    names only those that personalize: a taste model without item categories proposes
+    nothing of its own)."""
     return [s for s in OPTIONAL_SOURCES if s["model"] in models] + DEFAULT_STAGES
 
 

@@ -99,6 +99,27 @@ def test_a_reason_names_a_past_item_of_this_session_as_such(
     assert not any(r and r.endswith("in this session") for r in trained.reasons)
 
 
+def sources(engine: Engine) -> list[str]:
+    return [getattr(stage, "name", "") for _, stage in engine.pipelines["default"].stages]
+
+
+def test_the_default_surface_leads_with_taste_only_when_it_can_personalize(
+    models: dict[str, Recommender],
+) -> None:
+    data = planted_blocks(n_users=60, n_items=40, blocks=2, density=0.5, rng=0)
+    groups = {str(i): ["even" if int(str(i)[1:]) % 2 == 0 else "odd"] for i in data.item_ids}
+    with_categories = data.with_item_texts({str(i): "t" for i in data.item_ids}, groups)
+    blind = Engine("v1", {**models, "taste": create_model("taste").fit(data)}, catalog_items())
+    assert "taste" not in sources(blind)
+    taste = create_model("taste").fit(with_categories)
+    engine = Engine("v1", {**models, "taste": taste}, catalog_items())
+    assert "taste" in sources(engine)
+    ranked = engine.recommend(ask(engine, user_id="u1", k=6))
+    assert {group(i) for i in ranked.item_ids if i != "new1"} == {1}
+    assert "taste" in ranked.sources
+    assert models["popular"].personalizes is False and models["ials"].personalizes is True
+
+
 def test_cold_start_is_trending_in_the_browsed_category(engine: Engine) -> None:
     ranked = engine.recommend(ask(engine, session_id="s2", k=5, context={"category": "odd"}))
     assert ranked.item_ids and all(r == "trending in odd" for r in ranked.reasons)

@@ -5,8 +5,9 @@ against peer libraries), bench/out/scale.json (training at scale), bench/out/ser
 (serving at scale) and bench/out/decisions.json (POST /v1/decisions). Arguments are passed to
 the import benchmark, e.g. `.venv/bin/python bench/run.py --case ml100k`; `--only-models`
 runs just the model benchmarks, `--only-serving` just the serving one, `--only-decisions`
-just the decisions one, `--only-experiments` the interleaving sensitivity and a simulated A/B
-test of popular against personalized through the real service.
+just the decisions one, `--only-experiments` the interleaving sensitivity, a simulated A/B
+test of popular against personalized through the real service, and the first lists of each
+pipeline in six simulated worlds (`bench/simulated_lift.py`).
 """
 
 from __future__ import annotations
@@ -151,12 +152,14 @@ def decisions_run() -> None:
 
 def experiments_run() -> None:
     """Interleaving against A/B in a cascade-click world, then `penchant simulate` (2,000
-    people, five days), each printing its own results."""
+    people, five days), then each pipeline's first lists in six simulated worlds, each
+    printing its own results."""
     here = Path(__file__).resolve().parent
     subprocess.run([sys.executable, str(here / "interleaving_sensitivity.py")], check=True)
     penchant = Path(sys.executable).parent / "penchant"
     command = [str(penchant), "simulate", "--users", "2000", "--seed", "0", "--visits", "5"]
     subprocess.run([*command, "--output", str(here / "out" / "experiment")], check=True)
+    subprocess.run([sys.executable, str(here / "simulated_lift.py")], check=True)
 
 
 def main() -> None:

@@ -416,6 +416,7 @@ def _plot_lift(path: Path, report: dict[str, Any]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for arm, series in report["lift_over_time"].items():
@@ -434,6 +435,7 @@ def _plot_lift(path: Path, report: dict[str, Any]) -> None:
         (line,) = ax.plot(days, lift, marker="o", label=f"{arm} vs {report['control']}")
         ax.fill_between(days, low, high, color=line.get_color(), alpha=0.2)
     ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # days are whole
     ax.set_xlabel("day of the experiment (data up to its end)")
     rate = "CTR" if report["metrics"][0]["metric"] == "ctr" else "rewarded decisions"
     ax.set_ylabel(f"{rate} lift over the control, % (95% interval)")

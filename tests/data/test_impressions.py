@@ -10,6 +10,7 @@ import pytest
 from penchant.data import Dataset, ImpressionLog, Weighting, impression_log, split
 from penchant.errors import InvalidInput
 from penchant.schema import Event, EventContext
+from penchant.store import events_to_table
 
 T0 = datetime(2024, 5, 6, 12, tzinfo=UTC)
 ITEMS = ["a", "b", "c", "d", "e", "f"]
@@ -90,10 +91,10 @@ def test_an_outcome_before_its_impression_does_not_answer_it() -> None:
     assert impression_log(events, data).labels.tolist() == [0]
 
 
-def test_groups_are_lists_in_time_order_and_unknowns_are_dropped() -> None:
-    data = dataset()
+def lists_of_all_kinds() -> list[Event]:
+    """Two lists with request ids, one without; unknown and absent people and items."""
     later = T0 + timedelta(hours=1)
-    events = [
+    return [
         *shown("v", ["d", "e"], "late", later),
         *shown("u", ["a", "b", "zz"], "early", T0),  # zz is not in the vocabulary
         *shown(None, ["a", "b"], "anonymous", T0),  # a session without a person
@@ -102,7 +103,11 @@ def test_groups_are_lists_in_time_order_and_unknowns_are_dropped() -> None:
         did("u", "a", "purchase", T0, "early"),
         did("v", "e", "click", later, "late"),
     ]
-    log = impression_log(events, data)
+
+
+def test_groups_are_lists_in_time_order_and_unknowns_are_dropped() -> None:
+    data = dataset()
+    log = impression_log(lists_of_all_kinds(), data)
     assert len(log) == 2 + 2 + 2 and log.n_groups == 3
     assert (np.diff(log.groups) >= 0).all() and (np.diff(log.ts) >= 0).all()
     by_group = {
@@ -124,6 +129,23 @@ def test_groups_are_lists_in_time_order_and_unknowns_are_dropped() -> None:
     assert places[("a", 0)] == 0 and places[("b", 0)] == 1
     mine = int(log.groups[log.users == 0].max())  # u's later list: c, c, d
     assert places[("c", mine)] == 0 and places[("d", mine)] == 2
+
+
+def test_tables_of_the_events_give_the_same_log() -> None:
+    """`EventStore.scan_tables` pages (context as JSON) are read as the records are."""
+    data = dataset()
+    events = [
+        *lists_of_all_kinds(),
+        did("u", "d", "click", T0 + timedelta(minutes=61)),  # answers by the window
+        Event(session_id="s", item_id="b", type="view", timestamp=T0),  # no person
+    ]
+    records = impression_log(events, data)
+    table = events_to_table(events)
+    tables = impression_log([table.slice(0, 5), table.slice(5)], data)
+    assert len(records) == 6 and records.labels.sum() == 3
+    for name in ("users", "items", "ts", "groups", "labels", "positions"):
+        np.testing.assert_array_equal(getattr(tables, name), getattr(records, name), name)
+    assert tables.devices.tolist() == records.devices.tolist()
 
 
 def test_no_impressions_give_an_empty_log() -> None:

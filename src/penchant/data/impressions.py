@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from penchant.data.build import counted_weights
@@ -82,7 +83,7 @@ class ImpressionLog:
 
 
 def impression_log(
-    events: Iterable[Event],
+    events: Iterable[Event] | Iterable[pa.Table],
     data: Dataset,
     weighting: Weighting | None = None,
     *,
@@ -99,7 +100,9 @@ def impression_log(
     The same item twice in one list counts once.
 
     Args:
-        events: impressions and outcomes in any order (e.g. a store scan, flattened).
+        events: impressions and outcomes in any order: `Event` records (e.g. a store scan,
+            flattened), or tables of `EVENT_TABLE_SCHEMA` (`EventStore.scan_tables`), whose
+            context JSON is read for its request id, device and position only.
         data: the dataset whose vocabularies the log's codes index.
         weighting: what counts as engagement; the defaults when None.
         window_s: how long after an impression an outcome without a request id answers it.
@@ -113,10 +116,59 @@ def impression_log(
     if not window_s >= 0:
         raise InvalidInput("window_s: must be 0 or more seconds", field="window_s")
     reader = _Reader(data, weighting or Weighting())
-    for event in events:
-        reader.add(event)
+    for chunk in events:
+        if isinstance(chunk, pa.Table):
+            reader.add_table(chunk)
+        else:
+            reader.add(chunk)
     reader.flush()
     return reader.log(int(window_s * 1_000_000))
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A chunk of events as parallel columns (ids as strings, None where absent)."""
+
+    users: list[str | None]
+    items: list[str | None]
+    ts: LongArray
+    types: list[str]
+    values: list[float | None]
+    requests: list[str | None]
+    devices: list[str | None]
+    positions: LongArray
+
+    @classmethod
+    def of_events(cls, events: list[Event]) -> _Rows:
+        contexts = [e.context for e in events]
+        return cls(
+            users=[e.user_id for e in events],
+            items=[e.item_id for e in events],
+            ts=np.array([to_micros(e.timestamp) for e in events], dtype=np.int64),
+            types=[e.type for e in events],
+            values=[e.value for e in events],
+            requests=[None if c is None else c.request_id for c in contexts],
+            devices=[None if c is None else c.device for c in contexts],
+            positions=np.array(
+                [-1 if c is None or c.position is None else c.position for c in contexts],
+                dtype=np.int64,
+            ),
+        )
+
+    @classmethod
+    def of_table(cls, table: pa.Table) -> _Rows:
+        parsed = [orjson.loads(c) if c else {} for c in table.column("context").to_pylist()]
+        position = [p.get("position") for p in parsed]
+        return cls(
+            users=table.column("user_id").to_pylist(),
+            items=table.column("item_id").to_pylist(),
+            ts=np.asarray(table.column("ts").to_numpy(), dtype=np.int64),
+            types=table.column("type").to_pylist(),
+            values=table.column("value").to_pylist(),
+            requests=[p.get("request_id") for p in parsed],
+            devices=[p.get("device") for p in parsed],
+            positions=np.array([-1 if p is None else p for p in position], dtype=np.int64),
+        )
 
 
 class _Reader:
@@ -138,52 +190,62 @@ class _Reader:
         if len(self.pending) >= _CHUNK:
             self.flush()
 
-    def _request(self, event: Event, ts: int) -> int:
-        context = event.context
-        if context is not None and context.request_id is not None:
-            key: tuple[str, ...] = ("r", context.request_id)
-        else:
-            key = ("t", str(event.user_id), str(ts))
-        return self.requests.setdefault(key, len(self.requests))
+    def add_table(self, table: pa.Table) -> None:
+        self.flush()
+        for start in range(0, table.num_rows, _CHUNK):
+            self._add(_Rows.of_table(table.slice(start, _CHUNK)))
 
     def flush(self) -> None:
         events, self.pending = self.pending, []
-        if not events:
-            return
-        users = self.data.user_codes([str(e.user_id) for e in events])
-        items = self.data.item_codes([str(e.item_id) for e in events])
-        ts = np.array([to_micros(e.timestamp) for e in events], dtype=np.int64)
+        if events:
+            self._add(_Rows.of_events(events))
+
+    def _request(self, rows: _Rows, r: int) -> int:
+        request = rows.requests[r]
+        if request is not None:
+            key: tuple[str, ...] = ("r", request)
+        else:
+            key = ("t", str(rows.users[r]), str(int(rows.ts[r])))
+        return self.requests.setdefault(key, len(self.requests))
+
+    def _add(self, chunk: _Rows) -> None:
+        # people and items outside the vocabularies (or absent: None) get code -1
+        users = self.data.user_codes(["" if u is None else u for u in chunk.users])
+        items = self.data.item_codes(["" if i is None else i for i in chunk.items])
         known = (users >= 0) & (items >= 0)
-        shown = known & np.array([e.type == "impression" for e in events], dtype=bool)
+        known &= np.array([u is not None for u in chunk.users], dtype=bool)
+        known &= np.array([i is not None for i in chunk.items], dtype=bool)
+        ts = chunk.ts
+        shown = known & np.array([t == "impression" for t in chunk.types], dtype=bool)
         if shown.any():
             rows = np.flatnonzero(shown)
-            groups = np.array([self._request(events[r], int(ts[r])) for r in rows], np.int64)
-            devices = np.array([self._device(events[r]) for r in rows], dtype=np.int64)
-            places = np.array([_position(events[r]) for r in rows], dtype=np.int64)
-            self.shown.append((users[rows], items[rows], ts[rows], groups, devices, places))
+            groups = np.array([self._request(chunk, int(r)) for r in rows], np.int64)
+            devices = np.array(
+                [
+                    self.device_names.setdefault(chunk.devices[r], len(self.device_names))
+                    for r in rows
+                ],
+                dtype=np.int64,
+            )
+            self.shown.append(
+                (users[rows], items[rows], ts[rows], groups, devices, chunk.positions[rows])
+            )
         table = pa.table(
             {
-                "type": pa.array([e.type for e in events], pa.string()),
-                "value": pa.array([e.value for e in events], pa.float64()),
+                "type": pa.array(chunk.types, pa.string()),
+                "value": pa.array(chunk.values, pa.float64()),
             }
         )
         _, counted = counted_weights(table, self.weighting)
         rows = np.flatnonzero(known & counted)
-        linked = np.array(
-            [(c := events[r].context) is not None and c.request_id is not None for r in rows],
-            dtype=bool,
-        )
+        linked = np.array([chunk.requests[r] is not None for r in rows], dtype=bool)
         if linked.any():
             ids = rows[linked]
-            groups = np.array([self._request(events[r], int(ts[r])) for r in ids], np.int64)
+            groups = np.array([self._request(chunk, int(r)) for r in ids], np.int64)
             self.by_request.append((users[ids], items[ids], groups))
         if (~linked).any():
             ids = rows[~linked]
             self.by_time.append((users[ids], items[ids], ts[ids]))
-
-    def _device(self, event: Event) -> int:
-        device = event.context.device if event.context is not None else None
-        return self.device_names.setdefault(device, len(self.device_names))
 
     def log(self, window_us: int) -> ImpressionLog:
         users, items, ts, raw, device, place = _stack(self.shown, 6)
@@ -212,11 +274,6 @@ class _Reader:
             labels=labels[order].astype(np.int8),
             positions=place[order],
         )
-
-
-def _position(event: Event) -> int:
-    context = event.context
-    return -1 if context is None or context.position is None else context.position
 
 
 def _stack(parts: list[tuple[LongArray, ...]], width: int) -> tuple[LongArray, ...]:

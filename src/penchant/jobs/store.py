@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import chain
 
 from penchant.data import Dataset, Weighting, impression_log
 from penchant.errors import InvalidInput
@@ -94,5 +93,5 @@ def with_impression_log(
     if store.events.count(tenant, EventFilter(types=("impression",))) == 0:
         return data
     where = EventFilter(types=("impression", *rules.positive_types))
-    log = impression_log(chain.from_iterable(store.events.scan(tenant, where)), data, rules)
+    log = impression_log(store.events.scan_tables(tenant, where), data, rules)
     return data.with_impressions(log) if len(log) else data

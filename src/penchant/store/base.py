@@ -109,6 +109,13 @@ class EventStore(Protocol):
         """Stream matching events in the order they were stored, a batch at a time."""
         ...
 
+    def scan_tables(
+        self, tenant: str, where: EventFilter | None = None, *, batch_size: int = 100_000
+    ) -> Iterator[pa.Table]:
+        """`scan` as tables of `EVENT_TABLE_SCHEMA` (the context as its stored JSON), for
+        readers of many events that need no record per event."""
+        ...
+
     def interactions(
         self, tenant: str, since: datetime | None = None, *, batch_size: int = 100_000
     ) -> Iterator[pa.Table]:

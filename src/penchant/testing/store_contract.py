@@ -15,7 +15,7 @@ import pytest
 
 from penchant.schema import ConsentState, Event, Item, User
 from penchant.store import EventFilter, Store, events_to_table, open_store
-from penchant.store.base import ApiKeyRecord
+from penchant.store.base import EVENT_TABLE_SCHEMA, ApiKeyRecord
 from penchant.types import Purpose
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -196,6 +196,26 @@ class StoreContract:
         batches = list(store.events.scan("t", batch_size=10))
         assert [len(b) for b in batches] == [10, 10, 5]
         assert [e.event_id for b in batches for e in b] == [f"e{n}" for n in range(1, 26)]
+
+    def test_scan_tables_hold_what_scan_returns(self, store: Store) -> None:
+        sent = [
+            ev(n, user=f"u{n % 3}", item=f"i{n % 4}", value=float(n), context={"position": n})
+            for n in range(1, 8)
+        ]
+        sent += [
+            ev(8, item=None, kind="view", context={"request_id": "r1", "device": "mobile"}),
+            Event(event_id="e9", session_id="s1", item_id="i9", type="view", timestamp=T0),
+        ]
+        store.events.append("t", sent)
+        for where in (None, EventFilter(user_id="u1"), EventFilter(types=("view",))):
+            records = [e for batch in store.events.scan("t", where) for e in batch]
+            tables = list(store.events.scan_tables("t", where, batch_size=3))
+            assert all(t.schema.equals(EVENT_TABLE_SCHEMA) for t in tables)
+            assert max(t.num_rows for t in tables) <= 3
+            got = pa.concat_tables(tables)
+            assert got.to_pylist() == events_to_table(records).to_pylist(), where
+        assert list(store.events.scan_tables("t", EventFilter(user_id="nobody"))) == []
+        assert list(store.events.scan_tables("no-such-tenant")) == []
 
     def test_interactions_are_columnar_and_complete(self, store: Store) -> None:
         store.events.append(

@@ -250,10 +250,7 @@ class SqlEventStore:
         self, tenant: str, where: EventFilter | None = None, *, batch_size: int = 10_000
     ) -> Iterator[list[Event]]:
         """See `EventStore.scan`. Pages by sequence number, so memory stays flat."""
-        where = where or EventFilter()
-        with read_tx(self._engine) as conn:
-            tenant_ix = self._codes.tenant(conn, tenant, create=False)
-            conditions = None if tenant_ix is None else self._conditions(conn, tenant_ix, where)
+        conditions = self._filter(tenant, where)
         if conditions is None:
             return
         last = 0
@@ -267,6 +264,71 @@ class SqlEventStore:
             yield [_row_to_event(row) for row in rows]
             if len(rows) < batch_size:
                 return
+
+    def scan_tables(
+        self, tenant: str, where: EventFilter | None = None, *, batch_size: int = 100_000
+    ) -> Iterator[pa.Table]:
+        """See `EventStore.scan_tables`. Pages by sequence number; ids are decoded once per
+        batch through the dictionary, with no record built per row."""
+        conditions = self._filter(tenant, where)
+        if conditions is None:
+            return
+        keys: dict[int, str] = {}
+        last = 0
+        while True:
+            with read_tx(self._engine) as conn:
+                stmt = (
+                    select(
+                        events.c.seq,
+                        events.c.event_id,
+                        events.c.user_ix,
+                        events.c.session_ix,
+                        events.c.item_ix,
+                        events.c.type_ix,
+                        events.c.value,
+                        events.c.ts,
+                        events.c.context,
+                    )
+                    .where(and_(*conditions, events.c.seq > last))
+                    .order_by(events.c.seq)
+                    .limit(batch_size)
+                )
+                rows = conn.execute(stmt).all()
+                if not rows:
+                    return
+                cols = list(zip(*rows, strict=True))
+                codes = [
+                    np.array([-1 if c is None else c for c in cols[i]], dtype=np.int64)
+                    for i in (2, 3, 4, 5)
+                ]
+                wanted = np.unique(np.concatenate(codes))
+                new = [int(c) for c in wanted if c >= 0 and int(c) not in keys]
+                keys.update(self._codes.decode(conn, new))
+            last = int(rows[-1][0])
+            yield pa.table(
+                {
+                    "event_id": pa.array(cols[1], pa.string()),
+                    **{
+                        name: _string_array(code, keys)
+                        for name, code in zip(ID_COLUMNS, codes, strict=True)
+                    },
+                    "value": pa.array(cols[6], pa.float64()),
+                    "ts": pa.array(cols[7], pa.int64()),
+                    "context": pa.array(cols[8], pa.string()),
+                },
+                schema=EVENT_TABLE_SCHEMA,
+            )
+            if len(rows) < batch_size:
+                return
+
+    def _filter(self, tenant: str, where: EventFilter | None) -> list[ColumnElement[bool]] | None:
+        """The SQL conditions of a filter, or None when nothing can match (an unknown tenant,
+        or a person, session, item or type the tenant never stored)."""
+        with read_tx(self._engine) as conn:
+            tenant_ix = self._codes.tenant(conn, tenant, create=False)
+            if tenant_ix is None:
+                return None
+            return self._conditions(conn, tenant_ix, where or EventFilter())
 
     def _conditions(
         self, conn: Any, tenant_ix: int, where: EventFilter
@@ -382,6 +444,15 @@ def _dict_array(codes: np.ndarray[Any, Any], keys: dict[int, str]) -> pa.Diction
     indices = pa.array(positions.astype(np.int32), mask=mask, type=pa.int32())
     dictionary_values = pa.array([keys[int(c)] for c in uniq], type=pa.string())
     return pa.DictionaryArray.from_arrays(indices, dictionary_values)
+
+
+#: The dictionary-coded columns of `scan_tables`, in the order of the events table's codes.
+ID_COLUMNS = ("user_id", "session_id", "item_id", "type")
+
+
+def _string_array(codes: np.ndarray[Any, Any], keys: dict[int, str]) -> pa.Array:
+    """The keys of dictionary codes as a string array; -1 (or an erased code) is null."""
+    return pa.array([keys.get(int(c)) if c >= 0 else None for c in codes], pa.string())
 
 
 def _row_to_event(row: Any) -> Event:

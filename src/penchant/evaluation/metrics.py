@@ -8,10 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from penchant.data.toplists import PADDING, check_top_lists
 from penchant.errors import InvalidInput
-
-PADDING = -1
-"""The item code that fills a list shorter than K; it holds its rank and never counts."""
 
 RANKING_METRICS = ("ndcg", "recall", "recall_norm", "precision", "map", "mrr", "hit_rate")
 CATALOG_METRICS = ("coverage", "novelty", "gini", "arp")
@@ -61,7 +59,7 @@ def ranking_metrics(
     n_users, depth = rec.shape
     cutoffs = _cutoffs(ks, depth)
     truth = _binary_rows(relevant, n_users)
-    _check_items(rec, truth.shape[1])
+    check_top_lists(rec, truth.shape[1])
     n_rel = np.diff(truth.indptr).astype(np.int64)
     empty = np.flatnonzero(n_rel == 0)
     if empty.size:
@@ -131,7 +129,7 @@ def catalog_metrics(
         )
     rec = _recommendations(recommended)
     cutoffs = _cutoffs(ks, rec.shape[1])
-    _check_items(rec, n_items)
+    check_top_lists(rec, n_items)
     information = -np.log2(np.maximum(counts, 1.0) / n_users_train)
     out: dict[str, float] = {}
     for k in cutoffs:
@@ -181,19 +179,6 @@ def _binary_rows(relevant: sp.spmatrix | sp.sparray, n_users: int) -> sp.csr_mat
             field="relevant",
         )
     return truth
-
-
-def _check_items(rec: IntArray, n_items: int) -> None:
-    if rec.size and (rec.min() < PADDING or rec.max() >= n_items):
-        raise InvalidInput(
-            f"item codes must lie in 0..{n_items - 1}, or be {PADDING} for padding",
-            field="recommended",
-        )
-    ordered = np.sort(rec, axis=1)
-    repeated = (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] != PADDING)
-    if repeated.any():
-        row = int(np.flatnonzero(repeated.any(axis=1))[0])
-        raise InvalidInput(f"row {row} recommends an item twice", field="recommended")
 
 
 def _hits(

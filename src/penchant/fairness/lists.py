@@ -1,0 +1,53 @@
+"""Checked inputs of the fairness metrics: top-k lists, sparse 0/1 matrices, their rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from penchant.data.toplists import PADDING, check_top_lists
+from penchant.errors import InvalidInput
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def is_numeric(array: npt.NDArray[np.generic]) -> bool:
+    return bool(np.issubdtype(array.dtype, np.number))
+
+
+def top_k(recommended: npt.ArrayLike, k: int, n_items: int) -> tuple[IntArray, BoolArray]:
+    """The validated top-k codes and which of them are items (not padding)."""
+    rec = np.asarray(recommended)
+    if rec.ndim != 2 or rec.shape[1] == 0 or not np.issubdtype(rec.dtype, np.integer):
+        raise InvalidInput(
+            f"recommended must be a 2-D integer array (n_users, K >= 1), got "
+            f"shape {rec.shape} of {rec.dtype}",
+            field="recommended",
+        )
+    depth = rec.shape[1]
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= depth:
+        raise InvalidInput(f"k must be an integer in 1..{depth} (K), got {k!r}", field="k")
+    top = rec[:, : int(k)].astype(np.int64)
+    check_top_lists(top, n_items)
+    return top, top != PADDING
+
+
+def binary_rows(matrix: sp.spmatrix | sp.sparray, name: str) -> sp.csr_matrix:
+    """A CSR copy whose stored entries are the original nonzeros, each set to 1."""
+    if not sp.issparse(matrix) or len(matrix.shape) != 2:
+        raise InvalidInput(f"{name} must be a 2-D scipy.sparse matrix", field=name)
+    out = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    out.sum_duplicates()
+    out.eliminate_zeros()
+    out.data[:] = 1.0
+    return out
+
+
+def check_rows(matrix: sp.csr_matrix, n_users: int, name: str) -> None:
+    if matrix.shape[0] != n_users:
+        raise InvalidInput(
+            f"{name} has {matrix.shape[0]} rows but recommended has {n_users}", field=name
+        )

@@ -295,3 +295,19 @@ def test_training_saves_the_retrieval_index_that_serving_loads(tmp_path: Path) -
         key = create_key(client.app.state.store.keys, "default", ("admin",))  # type: ignore[attr-defined]
         client.headers["Authorization"] = f"Bearer {key}"
         assert len(recs(client, user_id="u1", k=5)["items"]) == 5
+
+
+def test_a_request_sets_its_own_reranking_strength(client: TestClient) -> None:
+    plain = recs(client, user_id="u1", k=6, rerank='{"diversity": 0}')
+    # the default surface's diversity at its strongest moves items; at 0 it moves none
+    strong = recs(client, user_id="u1", k=6, rerank='{"diversity": 5}')
+    assert [i["item_id"] for i in plain["items"]] != [i["item_id"] for i in strong["items"]]
+    posted = client.post(
+        "/v1/recommendations", json={"user_id": "u1", "k": 6, "rerank": {"diversity": 0}}
+    )
+    assert posted.status_code == 200, posted.text
+    assert [i["item_id"] for i in posted.json()["items"]] == [i["item_id"] for i in plain["items"]]
+    for bad in ('{"no_such_stage": 0.5}', '{"diversity": "much"}', '{"diversity": -1}', "[1]"):
+        answer = client.get("/v1/recommendations", params={"user_id": "u1", "rerank": bad})
+        assert answer.status_code == 422, (bad, answer.text)
+        assert "rerank" in json.dumps(answer.json()["error"])

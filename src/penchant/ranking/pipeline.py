@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from penchant.errors import ConfigError
 from penchant.ranking.explain import Explain
+from penchant.ranking.fair_stages import Calibration, FairExposure, LongTail
 from penchant.ranking.query import Query, Serving
 from penchant.ranking.request import FilterSpec, Rule
 from penchant.ranking.rerank import Diversity, Exploration
@@ -52,6 +53,9 @@ STAGES: dict[str, Callable[..., Stage]] = {
     "filter": Filter,
     "rules": Rules,
     "diversity": Diversity,
+    "calibration": Calibration,
+    "long_tail": LongTail,
+    "fair_exposure": FairExposure,
     "exploration": Exploration,
     "explain": Explain,
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -124,6 +124,10 @@ class RequestContext(BaseModel):
     attributes: dict[str, AttributeValue] = Field(default_factory=dict)
 
 
+#: The re-ranking stages whose strength a request may set.
+RerankKind = Literal["diversity", "calibration", "long_tail", "fair_exposure"]
+
+
 class RankingRequest(BaseModel):
     """One recommendation request."""
 
@@ -137,6 +141,11 @@ class RankingRequest(BaseModel):
     filters: FilterSpec | None = None
     rules: list[Rule] = Field(default_factory=list, max_length=100)
     exclude: list[Id] = Field(default_factory=list, max_length=10_000)
+    rerank: dict[RerankKind, Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = Field(
+        default_factory=dict,
+        description="per re-ranking stage kind, the strength this request asks of it (the "
+        "surface's own when absent); a kind the surface does not run changes nothing",
+    )
     profiling: bool = Field(
         default=True,
         description="false: rank without the person's own data (their history and profile)",

@@ -31,11 +31,9 @@ class Diversity:
     window: int = 100
 
     def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
-        pinned = candidates.column(PIN) > 0
-        buried = candidates.column(BURIED) > 0
-        free = np.flatnonzero(~pinned & ~buried)
-        head = free[: self.window]
-        if len(head) < 2 or self.strength <= 0:
+        head, free = head_rows(candidates, self.window)
+        strength = query.request.rerank.get("diversity", self.strength)
+        if len(head) < 2 or strength <= 0:
             return candidates
         kind = serving.catalog.kind_labels(self.by)
         if not kind.shape[1]:
@@ -46,15 +44,35 @@ class Diversity:
         k = min(len(head), query.k)
         only = serving.catalog.only_label(self.by)
         if only is not None:  # one label per item at most
-            picked = _greedy_one_label(relevance, only[candidates.items[head]], k, self.strength)
+            picked = _greedy_one_label(relevance, only[candidates.items[head]], k, strength)
         else:
-            picked = _greedy(relevance, _dense_rows(kind, candidates.items[head]), k, self.strength)
-        left = np.ones(len(head), dtype=bool)
-        left[picked] = False
-        order = np.concatenate(
-            [head[picked], head[left], free[self.window :], np.flatnonzero(buried & ~pinned)]
-        )
-        return candidates.take(np.concatenate([order, np.flatnonzero(pinned)]).astype(np.int64))
+            picked = _greedy(relevance, _dense_rows(kind, candidates.items[head]), k, strength)
+        return reordered(candidates, head, free, picked)
+
+
+def head_rows(
+    candidates: Candidates, window: int
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The rows a re-ranker may move (neither pinned nor buried, in order): the first
+    `window` of them, and all of them."""
+    free = np.flatnonzero((candidates.column(PIN) <= 0) & (candidates.column(BURIED) <= 0))
+    return free[:window], free
+
+
+def reordered(
+    candidates: Candidates,
+    head: np.ndarray[Any, Any],
+    free: np.ndarray[Any, Any],
+    picked: list[int],
+) -> Candidates:
+    """The rows of `head` picked (in their order), the rest of the head, the other free rows,
+    the buried ones, then the pinned ones (which `place_pins` puts in their places)."""
+    pinned = candidates.column(PIN) > 0
+    buried = candidates.column(BURIED) > 0
+    left = np.ones(len(head), dtype=bool)
+    left[picked] = False
+    order = [head[picked], head[left], free[len(head) :], np.flatnonzero(buried & ~pinned)]
+    return candidates.take(np.concatenate([*order, np.flatnonzero(pinned)]).astype(np.int64))
 
 
 @dataclass

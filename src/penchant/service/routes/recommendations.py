@@ -59,11 +59,19 @@ async def get_recommendations(
     profiling: Annotated[
         bool, Query(description="false: rank without the person's own data")
     ] = True,
+    rerank: Annotated[
+        str | None,
+        Query(
+            description='per re-ranking stage, this list\'s strength, as JSON: {"calibration": 0.5}'
+        ),
+    ] = None,
 ) -> Response:
     """Recommendations for a known user (`user_id`) or an anonymous session (`session_id`)."""
     key = await authorize(request, Scope.RECS_READ)
     fields: dict[str, Any] = {"user_id": user_id, "session_id": session_id, "k": k}
     fields["surface"], fields["profiling"] = surface, profiling
+    if rerank is not None:
+        fields["rerank"] = json_object(rerank, "rerank")
     fields["context"] = {**_context(context), **({"page_item": page_item} if page_item else {})}
     own_session_only(request, key, user_id, session_id)
     return _answer(request, key.tenant, _request(fields))

@@ -1,0 +1,155 @@
+"""Pipeline stages that re-rank the head of a list for calibration, the long tail and fair
+exposure (the algorithms are in `penchant.ranking.fair_rerank`); pins and buried rows stay.
+
+Each stage has one knob, `strength` in [0, 1], set per surface in its config and overridden
+per request by `RankingRequest.rerank` (`{"calibration": 0.5}`: the stage kind, then its
+strength), so that one surface can serve several trade-offs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from penchant.errors import InvalidInput
+from penchant.ranking import fair_rerank
+from penchant.ranking.query import Query, Serving
+from penchant.ranking.request import RerankKind
+from penchant.ranking.rerank import head_rows, reordered
+from penchant.ranking.stages import SCORE
+from penchant.types import Candidates
+
+
+def _strength(kind: RerankKind, configured: float, query: Query) -> float:
+    value = query.request.rerank.get(kind, configured)
+    if not 0.0 <= value <= 1.0:
+        raise InvalidInput(f"rerank.{kind}: a strength in [0, 1]", field=f"rerank.{kind}")
+    return float(value)
+
+
+def _shares(labels: sp.csr_matrix, codes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Rows of a 0/1 label matrix as each item's share of each label (an item's labels
+    share one unit; an item without labels is all zero)."""
+    rows = np.asarray(labels[codes].todense(), dtype=np.float64)
+    total = rows.sum(axis=1, keepdims=True)
+    out: np.ndarray[Any, Any] = np.divide(rows, total, out=np.zeros_like(rows), where=total > 0)
+    return out
+
+
+@dataclass
+class Calibration:
+    """Steck's calibrated re-ranking: the list's mix of `by` labels (category, tag,
+    provider) follows the person's history's; `alpha` keeps the divergence finite."""
+
+    by: str = "category"
+    strength: float = 0.5
+    window: int = 100
+    alpha: float = 0.01
+
+    def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
+        strength = _strength("calibration", self.strength, query)
+        head, free = head_rows(candidates, self.window)
+        labels = serving.catalog.kind_labels(self.by)
+        if len(head) < 2 or strength == 0 or not labels.shape[1] or not len(query.history):
+            return candidates
+        history = query.history[query.history < labels.shape[0]]
+        target = _shares(labels, history).sum(axis=0)
+        if target.sum() <= 0:
+            return candidates
+        picked = fair_rerank.calibrated(
+            candidates.column(SCORE)[head],
+            _shares(labels, candidates.items[head]),
+            target / target.sum(),
+            min(len(head), query.k),
+            strength,
+            alpha=self.alpha,
+        )
+        return reordered(candidates, head, free, picked)
+
+
+@dataclass
+class LongTail:
+    """Long-tail promotion (xQuAD over the head and tail of `model`'s popularity): the tail
+    is every item outside the most popular ones that take `head_share` of all interactions;
+    the person's own tail share of their history weighs the tail (the tail's share of all
+    interactions for someone without one)."""
+
+    model: str = "popular"
+    strength: float = 0.3
+    head_share: float = 0.8
+    window: int = 100
+
+    def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
+        strength = _strength("long_tail", self.strength, query)
+        head, free = head_rows(candidates, self.window)
+        if len(head) < 2 or strength == 0:
+            return candidates
+        tail = self._tail(serving)
+        history = query.history
+        affinity = float(tail[history].mean()) if len(history) else 1.0 - self.head_share
+        picked = fair_rerank.long_tail(
+            candidates.column(SCORE)[head],
+            tail[candidates.items[head]],
+            affinity,
+            min(len(head), query.k),
+            strength,
+        )
+        return reordered(candidates, head, free, picked)
+
+    def _tail(self, serving: Serving) -> np.ndarray[Any, Any]:
+        """Per catalog code: whether the item is in the long tail (items the models do not
+        know are)."""
+        key = f"tail:{self.model}:{self.head_share}"
+        tail = serving.cache.get(key)
+        if tail is None:
+            counts = np.asarray(serving.models[self.model].popularity_, dtype=np.float64)
+            order = np.argsort(-counts, kind="stable")
+            before = np.concatenate(([0.0], np.cumsum(counts[order])[:-1]))
+            in_head = np.zeros(len(counts), dtype=bool)
+            in_head[order] = before < self.head_share * counts.sum()
+            tail = np.ones(len(serving.catalog.ids), dtype=bool)
+            tail[: len(counts)] = ~in_head
+            serving.cache[key] = tail
+        return np.asarray(tail)
+
+
+@dataclass
+class FairExposure:
+    """Exposure towards a target per group of `by` labels (provider, by default): the target
+    is each group's share of the relevance in the window (`target = "relevance"`) or an
+    equal share for each group there (`"equal"`); an item's group is its first label."""
+
+    by: str = "provider"
+    strength: float = 0.5
+    target: str = "relevance"
+    window: int = 100
+
+    def __post_init__(self) -> None:
+        if self.target not in ("relevance", "equal"):
+            raise InvalidInput("target: relevance or equal", field="target")
+
+    def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
+        strength = _strength("fair_exposure", self.strength, query)
+        head, free = head_rows(candidates, self.window)
+        labels = serving.catalog.kind_labels(self.by)
+        if len(head) < 2 or strength == 0 or not labels.shape[1]:
+            return candidates
+        rows = sp.csr_matrix(labels[candidates.items[head]])
+        has = np.diff(rows.indptr) > 0
+        first = np.full(len(head), -1, dtype=np.int64)
+        first[has] = rows.indices[rows.indptr[:-1][has]]
+        present, groups = np.unique(first[has], return_inverse=True)
+        code = np.full(len(head), -1, dtype=np.int64)
+        code[has] = groups
+        score = candidates.column(SCORE)[head].astype(np.float64)
+        if self.target == "equal":
+            share = np.full(len(present), 1.0 / max(len(present), 1))
+        else:
+            unit = score - score.min() + 1e-12
+            mass = np.bincount(code[has], weights=unit[has], minlength=len(present))
+            share = mass / mass.sum()
+        picked = fair_rerank.fair_exposure(score, code, share, min(len(head), query.k), strength)
+        return reordered(candidates, head, free, picked)

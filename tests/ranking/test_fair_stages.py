@@ -1,0 +1,135 @@
+"""The calibration, long-tail and fair-exposure stages in a pipeline: what they move, what
+they leave (pins), and a request's own strength."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from penchant.data import Dataset
+from penchant.errors import ConfigError, InvalidInput
+from penchant.models import create_model
+from penchant.ranking.catalog import ServingCatalog
+from penchant.ranking.fair_stages import Calibration, FairExposure, LongTail
+from penchant.ranking.pipeline import build_pipeline
+from penchant.ranking.query import Query, Serving
+from penchant.ranking.request import FilterSpec, RankingRequest
+from penchant.ranking.stages import PIN, SCORE
+from penchant.schema import Item
+from penchant.types import Candidates
+
+# ten items, best first: i0..i5 of category a (providers p0), i6..i9 of b (provider p1)
+ITEMS = [
+    Item(id=f"i{i}", categories=["a" if i < 6 else "b"], provider="p0" if i < 6 else "p1")
+    for i in range(10)
+]
+SCORES = np.linspace(1.0, 0.1, 10).astype(np.float32)
+
+
+def serving() -> Serving:
+    # popularity: i0..i2 taken by many people (the head), the rest by one each
+    users = [u for u in range(30)] + [u for u in range(30)] + [u for u in range(30)]
+    items = [0] * 30 + [1] * 30 + [2] * 30
+    users += list(range(7))
+    items += [3, 4, 5, 6, 7, 8, 9]
+    data = Dataset.from_arrays(
+        [f"u{u}" for u in range(30)],
+        [item.id for item in ITEMS],
+        users=np.array(users),
+        items=np.array(items),
+        first_ts=np.arange(len(users), dtype=np.int64),
+    )
+    popular = create_model("popular").fit(data)
+    return Serving("v", {"popular": popular}, ServingCatalog.build([i.id for i in ITEMS], ITEMS))
+
+
+def query(history: list[int], k: int = 4, **request: Any) -> Query:
+    return Query(
+        request=RankingRequest(user_id="u", k=k, **request),
+        surface="default",
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+        user_code=-1,
+        history=np.array(history, np.int64),
+        session=np.zeros(0, np.int64),
+        purchased=np.zeros(0, np.int64),
+        dismissed=np.zeros(0, np.int64),
+        filters=FilterSpec(),
+        rules=[],
+        eligible=np.ones(len(ITEMS), bool),
+        seed=0,
+    )
+
+
+def ranked(stage: Any, q: Query, pins: tuple[int, ...] = ()) -> list[int]:
+    columns = {SCORE: SCORES.copy(), PIN: np.zeros(10, np.float32)}
+    for row in pins:
+        columns[PIN][row] = 1.0
+    out = stage(Candidates(np.arange(10, dtype=np.int64), columns), q, serving())
+    return [int(c) for c in out.items]
+
+
+def test_calibration_follows_the_history_mix() -> None:
+    half = [0, 1, 6, 7]  # a history half a, half b
+    assert ranked(Calibration(strength=0.0), query(half))[:4] == [0, 1, 2, 3]
+    # a and b alternate, each in its relevance order; the rest keeps its order after them
+    assert ranked(Calibration(strength=0.9), query(half)) == [0, 6, 1, 7, 2, 3, 4, 5, 8, 9]
+    # a history of a only: the list stays on a
+    assert ranked(Calibration(strength=0.9), query([0, 1]))[:4] == [0, 1, 2, 3]
+    # nobody's history: nothing to calibrate to
+    assert ranked(Calibration(strength=0.9), query([]))[:4] == [0, 1, 2, 3]
+
+
+def test_a_request_sets_the_strength_of_its_list() -> None:
+    half = [0, 1, 6, 7]
+    stage = Calibration(strength=0.9)
+    assert ranked(stage, query(half, rerank={"calibration": 0.0}))[:4] == [0, 1, 2, 3]
+    with pytest.raises(InvalidInput) as info:
+        ranked(stage, query(half, rerank={"calibration": 1.5}))
+    assert info.value.field == "rerank.calibration"
+    with pytest.raises(ValidationError):
+        RankingRequest(user_id="u", rerank={"no_such_stage": 0.5})
+
+
+def test_pinned_rows_are_not_moved_by_a_reranker() -> None:
+    out = ranked(Calibration(strength=0.9), query([0, 1, 6, 7]), pins=(2,))
+    assert out[-1] == 2 and 2 not in out[:-1]
+
+
+def test_long_tail_brings_tail_items_up() -> None:
+    # the head is i0..i2 (90 of 97 interactions, 80% reached at i2); the rest is tail
+    plain = ranked(LongTail(strength=0.0), query([0, 3]))[:3]
+    assert plain == [0, 1, 2]
+    # half the history is tail: after the best head item, the best tail item
+    assert ranked(LongTail(strength=0.8), query([0, 3]))[:3] == [0, 3, 1]
+
+
+def test_fair_exposure_gives_the_other_provider_a_place_near_the_top() -> None:
+    assert ranked(FairExposure(strength=0.0), query([]))[:4] == [0, 1, 2, 3]
+    # equal shares: p1 owes most of position 2's exposure, and then of position 3's
+    assert ranked(FairExposure(strength=1.0, target="equal"), query([]))[:4] == [0, 6, 7, 1]
+    # relevance shares (p1 holds 4 of the 10, with less relevance): one p1 item in the top 3
+    assert ranked(FairExposure(strength=1.0), query([]))[:4] == [0, 1, 6, 2]
+    assert ranked(FairExposure(strength=0.5), query([]))[:4] == [0, 1, 2, 6]
+    with pytest.raises(InvalidInput):
+        FairExposure(target="luck")
+
+
+def test_the_stages_are_configured_by_name_in_a_surface() -> None:
+    stages = [
+        {"stage": "score"},
+        {"stage": "calibration", "by": "category", "strength": 0.5},
+        {"stage": "long_tail", "strength": 0.2},
+        {"stage": "fair_exposure", "by": "provider", "target": "equal"},
+    ]
+    pipeline = build_pipeline("fair", stages, ["popular"])
+    assert [name for name, _ in pipeline.stages][-3:] == [
+        "calibration",
+        "long_tail",
+        "fair_exposure",
+    ]
+    with pytest.raises(ConfigError):
+        build_pipeline("bad", [{"stage": "calibration", "nope": 1}], ["popular"])

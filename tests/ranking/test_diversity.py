@@ -83,7 +83,7 @@ def test_one_label_per_item_takes_the_comparison_path() -> None:
 def test_one_label_picks_equal_the_general_rule(seed: int) -> None:
     """The one-label path against the general one on one-hot labels: ties in relevance,
     rows without a label, few and many labels, weak and strong penalties."""
-    from penchant.ranking.rerank import _greedy, _greedy_one_label
+    from penchant.ranking.rerank import _greedy_one_label, mmr
 
     gen = np.random.default_rng(seed)
     n = int(gen.integers(2, 120))
@@ -94,6 +94,4 @@ def test_one_label_picks_equal_the_general_rule(seed: int) -> None:
     onehot[np.flatnonzero(labels >= 0), labels[labels >= 0]] = 1.0
     strength = float(gen.choice([0.05, 0.2, 1.0, 5.0]))
     k = int(gen.integers(1, n + 1))
-    assert _greedy_one_label(relevance, labels, k, strength) == _greedy(
-        relevance, onehot, k, strength
-    )
+    assert _greedy_one_label(relevance, labels, k, strength) == mmr(relevance, onehot, k, strength)

@@ -133,9 +133,12 @@ def run_evaluation(options: EvaluateOptions, *, console: Console | None = None) 
     return evaluate_dataset(data, options, header=header, console=console)
 
 
-def read_dataset(options: EvaluateOptions) -> tuple[Dataset, int, ItemTexts | None]:
+def read_dataset(
+    options: EvaluateOptions, *, catalog: bool = False
+) -> tuple[Dataset, int, ItemTexts | None]:
     """The dataset file's interactions, with the items' texts and categories when the models
-    want them (`load_item_texts`); also how many event rows were rejected, and the texts read.
+    want them or `catalog` asks for them (`load_item_texts`); also how many event rows were
+    rejected, and the texts read.
 
     Raises:
         InvalidInput: bad data.
@@ -144,7 +147,7 @@ def read_dataset(options: EvaluateOptions) -> tuple[Dataset, int, ItemTexts | No
         rejects = Path(tmp) / "rejects.jsonl"
         data = build_dataset(load_events(options, rejects), options.weighting)
         rejected = sum(1 for _ in rejects.open()) if rejects.exists() else 0
-        texts = load_item_texts(options, Path(tmp) / "item-rejects.jsonl")
+        texts = load_item_texts(options, Path(tmp) / "item-rejects.jsonl", wanted=catalog)
     if texts is not None:
         data = data.with_item_texts(texts.texts, texts.categories)
     return data, rejected, texts
@@ -164,12 +167,14 @@ class ItemTexts:
         return {"file": self.path.name, "items": len(self.texts), "rejected_rows": self.rejected}
 
 
-def load_item_texts(options: EvaluateOptions, rejects: Path) -> ItemTexts | None:
+def load_item_texts(
+    options: EvaluateOptions, rejects: Path, *, wanted: bool = False
+) -> ItemTexts | None:
     """The texts of the items (`item_text`: title, body, categories, tags) by item id.
 
     From `options.items`; without it, from the catalog file that sits beside the events in a
-    dataset of a known format (movies.csv beside MovieLens ratings) when a model reads text
-    or `auto` may choose one.
+    dataset of a known format (movies.csv beside MovieLens ratings) when a model reads text,
+    `auto` may choose one, or `wanted` says so.
     A plain file has an `item` (or `item_id`, `id`) column and text columns such as title,
     description (or text), categories and tags (`|`-separated or a JSON list).
 
@@ -179,8 +184,10 @@ def load_item_texts(options: EvaluateOptions, rejects: Path) -> ItemTexts | None
     preset = get_preset(options.format or guess_format(options.dataset))
     path = options.items
     if path is None:
-        wanted = AUTO in options.models or any(
-            _named_model(name, options).wants_text() for name in _plain(options)
+        wanted = (
+            wanted
+            or AUTO in options.models
+            or any(_named_model(name, options).wants_text() for name in _plain(options))
         )
         if not wanted:
             return None

@@ -46,7 +46,7 @@ class Diversity:
         if only is not None:  # one label per item at most
             picked = _greedy_one_label(relevance, only[candidates.items[head]], k, strength)
         else:
-            picked = _greedy(relevance, _dense_rows(kind, candidates.items[head]), k, strength)
+            picked = mmr(relevance, _dense_rows(kind, candidates.items[head]), k, strength)
         return reordered(candidates, head, free, picked)
 
 
@@ -120,10 +120,11 @@ class Exploration:
         return candidates.take(np.array(head + rest + pinned, dtype=np.int64))
 
 
-def _greedy(
+def mmr(
     relevance: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], k: int, strength: float
 ) -> list[int]:
-    """The greedy picks, for rows with any number of labels (`labels`: rows x labels, 0/1)."""
+    """The greedy picks of `Diversity`, for rows with any number of labels (`labels`: rows
+    x labels, 0/1; `relevance` in [0, 1])."""
     shared = labels @ labels.T  # shared[i, j]: how many labels rows i and j have in common
     picked: list[int] = []
     repeats = np.zeros(len(relevance), dtype=np.float64)  # per row: labels shown so far
@@ -142,7 +143,7 @@ def _greedy(
 def _greedy_one_label(
     relevance: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], k: int, strength: float
 ) -> list[int]:
-    """The same picks as `_greedy` when a row has one label at most (`labels`: its code, or
+    """The same picks as `mmr` when a row has one label at most (`labels`: its code, or
     -1), without a pass over every row per position (`strength` > 0).
 
     A row's penalty then depends on its label alone, so the best open row of a label is its

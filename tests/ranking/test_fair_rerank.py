@@ -63,10 +63,25 @@ def test_long_tail_by_hand() -> None:
     # relevance in [0, 1]: 1, 2/3, 1/3, 0. First pick, strength 0.5 and P(tail) 0.5:
     # 0.5 rel + 0.5 x 0.5 -> 0.75, 0.583, 0.417, 0.25: item 0 (head). Then the head is
     # covered: 0.333 + 0, 0.167 + 0.25, 0 + 0.25 -> item 2 (tail).
-    assert long_tail(REL, tail, 0.5, 2, 0.5) == [0, 2]
-    assert long_tail(REL, tail, 0.5, 2, 0.0) == [0, 1]
+    assert long_tail(REL, tail, 0.5, 2, 0.5, smooth=False) == [0, 2]
+    assert long_tail(REL, tail, 0.5, 2, 0.0, smooth=False) == [0, 1]
     # a person who never takes tail items is not pushed towards them
-    assert long_tail(REL, tail, 0.0, 2, 0.5) == [0, 1]
+    assert long_tail(REL, tail, 0.0, 2, 0.5, smooth=False) == [0, 1]
+    # smooth: after item 0 the head's share of the list is 1, so its worth is (1 - 1)^1 = 0
+    # and the tail's (1 - 0)^1 = 1, as binary; then with one of each, both are (1/2)^2:
+    # 0.5 x rel + 0.5 x 0.5 x 0.25 -> item 1 (0.333 + 0.0625) beats item 3 (0 + 0.0625)
+    assert long_tail(REL, tail, 0.5, 3, 0.5) == [0, 2, 1]
+    assert long_tail(REL, tail, 0.5, 3, 0.5, smooth=False) == [0, 2, 1]
+
+
+def test_smooth_xquad_adds_more_tail_items_than_binary() -> None:
+    relevance = np.linspace(1.0, 0.5, 20)
+    tail = np.arange(20) >= 10  # the ten most relevant are head
+    binary = long_tail(relevance, tail, 0.5, 10, 0.8, smooth=False)
+    smooth = long_tail(relevance, tail, 0.5, 10, 0.8)
+    assert tail[binary].sum() == 1
+    # (1 - share)^|S| lets a group that holds half the list still count: [0, 10, 1, 11, ...]
+    assert smooth[:4] == [0, 10, 1, 11] and tail[smooth].sum() == 2
 
 
 def test_fair_exposure_pulls_the_short_group_up() -> None:

@@ -95,12 +95,21 @@ def calibrated(
 
 
 def long_tail(
-    relevance: Floats, tail: np.ndarray[Any, Any], tail_affinity: float, k: int, strength: float
+    relevance: Floats,
+    tail: np.ndarray[Any, Any],
+    tail_affinity: float,
+    k: int,
+    strength: float,
+    *,
+    smooth: bool = True,
 ) -> Rows:
     """xQuAD for popularity (Abdollahpouri et al. 2019): pick by
     (1 - strength) x relevance + strength x sum over c in {head, tail} of
-    P(c | person) x [the item is in c] x prod over picked items j of (1 - [j is in c]),
-    so a tail item is worth most while the list has none, and likewise a head item.
+    P(c | person) x [the item is in c] x prod over picked items j of (1 - P(j | c, S)).
+    Binary (`smooth=False`): P(j | c, S) = [j is in c], so a group is worth nothing once the
+    list has one of its items. Smooth (the default): P(j | c, S) is the share of the picked
+    items S that are in c, so the product is (1 - that share)^|S| and a group keeps its
+    worth in proportion to how little of the list it has.
 
     Args:
         relevance: (n,) the candidates' relevance.
@@ -120,17 +129,24 @@ def long_tail(
     if is_tail.shape != rel.shape:
         raise InvalidInput("tail: one flag per candidate", field="tail")
     weight = np.where(is_tail, tail_affinity, 1.0 - tail_affinity)
-    uncovered = {True: 1.0, False: 1.0}
+    in_group = {True: 0, False: 0}  # picked items per group: tail, head
     picked: Rows = []
     open_rows = np.ones(len(rel), dtype=bool)
     for _ in range(k):
+        uncovered = {}
+        for group in (True, False):
+            if smooth:
+                n = len(picked)
+                uncovered[group] = (1.0 - in_group[group] / n) ** n if n else 1.0
+            else:
+                uncovered[group] = 0.0 if in_group[group] else 1.0
         cover = weight * np.where(is_tail, uncovered[True], uncovered[False])
         value = (1.0 - strength) * rel + strength * cover + _TIE * rel
         value[~open_rows] = -np.inf
         best = int(np.argmax(value))
         picked.append(best)
         open_rows[best] = False
-        uncovered[bool(is_tail[best])] = 0.0  # P(j | c) is 1 for the item's own group
+        in_group[bool(is_tail[best])] += 1
     return picked
 
 

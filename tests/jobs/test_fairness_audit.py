@@ -4,32 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from penchant.errors import InvalidInput
 from penchant.jobs.evaluate import EvaluateOptions
 from penchant.jobs.fairness_audit import AuditOptions, best_setting, run_audit
-
-
-def movielens(folder: Path, n_users: int = 80, n_items: int = 60) -> Path:
-    """Users who like one of two genres (even items Drama, odd Comedy) and, less, the other;
-    the first items of each genre are the popular ones."""
-    gen = np.random.default_rng(0)
-    rows = ["userId,movieId,rating,timestamp"]
-    for user in range(n_users):
-        own = user % 2
-        for item in range(n_items):
-            rank = item // 2
-            liked = 0.6 if item % 2 == own else 0.15
-            if gen.random() < liked * (1.0 - rank / (n_items / 2)) + 0.02:
-                rows.append(f"{user + 1},{item + 1},4.0,{1_000_000 + 10 * user + item}")
-    folder.mkdir()
-    (folder / "ratings.csv").write_text("\n".join(rows) + "\n")
-    movies = ["movieId,title,genres"]
-    movies += [f"{i + 1},Movie {i},{'Drama' if i % 2 == 0 else 'Comedy'}" for i in range(n_items)]
-    (folder / "movies.csv").write_text("\n".join(movies) + "\n")
-    return folder
+from penchant.testing.synthetic import write_movielens as movielens
 
 
 def options(folder: Path, candidates: int = 30) -> AuditOptions:

@@ -17,6 +17,7 @@ from penchant.cli import (
     data,
     evaluate,
     experiments,
+    fairness,
     keys,
     models,
     ope,
@@ -105,6 +106,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(slots.app, name="slots")
 app.add_typer(experiments.app, name="experiment")
+app.add_typer(fairness.app, name="fairness")
 app.add_typer(bandits.app, name="bandits")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import Annotated, Any, get_args
 
 import typer
 from rich.table import Table
@@ -29,6 +29,33 @@ def _ints(text: str, option: str) -> list[int]:
     return values
 
 
+#: Data options `penchant evaluate` and `penchant fairness audit` share.
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help=f"One of {', '.join(PRESETS)} (default: from the file name).",
+        show_default=False,
+    ),
+]
+ProtocolOption = Annotated[str, typer.Option(help=f"One of {', '.join(PROTOCOLS)}.")]
+TestFraction = Annotated[
+    float | None,
+    typer.Option(
+        help="Held-out share: of pairs (temporal), of each user's (holdout, strong), or "
+        "of the items (cold-start). Default 0.2; 0.1 for cold-start."
+    ),
+]
+UserCol = Annotated[str | None, typer.Option(help="Column of the user id.")]
+ItemCol = Annotated[str | None, typer.Option(help="Column of the item id.")]
+ValueCol = Annotated[str | None, typer.Option(help="Column of the value.")]
+TimeCol = Annotated[str | None, typer.Option(help="Column of the time.")]
+SepOption = Annotated[str | None, typer.Option(help="Field separator, e.g. ',' or tab.")]
+RatingThreshold = Annotated[
+    float | None, typer.Option(help="Ratings below this are not interactions.")
+]
+
+
 def evaluate(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for the report.", show_default=False)
@@ -41,27 +68,14 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
-    format: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help=f"One of {', '.join(PRESETS)} (default: from the file name).",
-            show_default=False,
-        ),
-    ] = None,
-    protocol: Annotated[str, typer.Option(help=f"One of {', '.join(PROTOCOLS)}.")] = "holdout",
+    format: FormatOption = None,
+    protocol: ProtocolOption = "holdout",
     models: Annotated[
         str, typer.Option(help=f"Comma-separated: {', '.join([*MODELS, AUTO])}.")
     ] = "popular,itemknn,ials,bpr,ease",
     k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "10,20,50",
     seed: Annotated[int, typer.Option(help="Seed of the split, the models and tuning.")] = 0,
-    test_fraction: Annotated[
-        float | None,
-        typer.Option(
-            help="Held-out share: of pairs (temporal), of each user's (holdout, strong), or "
-            "of the items (cold-start). Default 0.2; 0.1 for cold-start."
-        ),
-    ] = None,
+    test_fraction: TestFraction = None,
     test_users: Annotated[float, typer.Option(help="strong: share of users held out.")] = 0.1,
     trials: Annotated[int, typer.Option(help="auto: tuning trials per model.")] = 20,
     auto_models: Annotated[
@@ -72,11 +86,11 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
-    user_col: Annotated[str | None, typer.Option(help="Column of the user id.")] = None,
-    item_col: Annotated[str | None, typer.Option(help="Column of the item id.")] = None,
-    value_col: Annotated[str | None, typer.Option(help="Column of the value.")] = None,
-    time_col: Annotated[str | None, typer.Option(help="Column of the time.")] = None,
-    sep: Annotated[str | None, typer.Option(help="Field separator, e.g. ',' or tab.")] = None,
+    user_col: UserCol = None,
+    item_col: ItemCol = None,
+    value_col: ValueCol = None,
+    time_col: TimeCol = None,
+    sep: SepOption = None,
     columns: Annotated[
         str | None,
         typer.Option(help="Names of the columns of a file without a header, comma-separated."),
@@ -87,9 +101,7 @@ def evaluate(
     timestamp_unit: Annotated[
         str | None, typer.Option(help="s, ms, us, ns or iso (default: guessed).")
     ] = None,
-    rating_threshold: Annotated[
-        float | None, typer.Option(help="Ratings below this are not interactions.")
-    ] = None,
+    rating_threshold: RatingThreshold = None,
     recency_half_life: Annotated[
         float | None,
         typer.Option(
@@ -120,45 +132,30 @@ def evaluate(
     tests), metrics.json, PNG plots, the exact split (train.csv, validation.csv, test.csv)
     and each model's lists (recs-MODEL.csv).
     """
-    units = get_args(TimestampUnit)
-    if timestamp_unit is not None and timestamp_unit not in units:
-        raise InvalidInput(f"--timestamp-unit {timestamp_unit!r}: expected one of {units}")
-    mapping = {
-        name: column
-        for name, column in {
-            "user": user_col,
-            "item": item_col,
-            "value": value_col,
-            "timestamp": time_col,
-        }.items()
-        if column is not None
-    }
-    options = EvaluateOptions(
-        dataset=dataset or Path("."),
+    options = data_options(
+        dataset=dataset,
         output=output,
         format=format,
         protocol=protocol,
-        models=[m.strip() for m in models.split(",") if m.strip()],
-        ks=_ints(k, "--k"),
         seed=seed,
         test_fraction=test_fraction,
         test_users=test_users,
+        columns={"user": user_col, "item": item_col, "value": value_col, "timestamp": time_col},
+        header=columns,
+        sep=sep,
+        event_type=event_type,
+        timestamp_unit=timestamp_unit,
+        rating_threshold=rating_threshold,
+        min_user=min_user,
+        min_item=min_item,
+        items=items,
+        models=[m.strip() for m in models.split(",") if m.strip()],
+        ks=_ints(k, "--k"),
         trials=trials,
         auto_models=[m.strip() for m in auto_models.split(",") if m.strip()]
         if auto_models is not None
         else None,
         recency_half_life_days=recency_half_life,
-        columns=mapping,
-        header_names=[c.strip() for c in columns.split(",")] if columns else None,
-        delimiter=sep,
-        event_type=event_type,
-        timestamp_unit=timestamp_unit,  # type: ignore[arg-type]
-        weighting=Weighting(
-            rating_threshold=rating_threshold,
-            min_user_interactions=min_user,
-            min_item_interactions=min_item,
-        ),
-        items=items,
     )
     console = None if quiet or json else err()
     if dataset is not None:
@@ -171,6 +168,58 @@ def evaluate(
         print_json(document)
         return
     print_leaderboard(document, output)
+
+
+def data_options(
+    *,
+    dataset: Path | None,
+    output: Path,
+    format: str | None,
+    protocol: str,
+    seed: int,
+    test_fraction: float | None,
+    test_users: float,
+    columns: dict[str, str | None],
+    header: str | None,
+    sep: str | None,
+    event_type: str | None,
+    timestamp_unit: str | None,
+    rating_threshold: float | None,
+    min_user: int,
+    min_item: int,
+    items: Path | None,
+    **rest: Any,
+) -> EvaluateOptions:
+    """The `EvaluateOptions` of the data options `penchant evaluate` and `penchant fairness
+    audit` share (`rest`: the other fields of `EvaluateOptions`).
+
+    Raises:
+        InvalidInput: an unknown timestamp unit.
+    """
+    units = get_args(TimestampUnit)
+    if timestamp_unit is not None and timestamp_unit not in units:
+        raise InvalidInput(f"--timestamp-unit {timestamp_unit!r}: expected one of {units}")
+    return EvaluateOptions(
+        dataset=dataset or Path("."),
+        output=output,
+        format=format,
+        protocol=protocol,
+        seed=seed,
+        test_fraction=test_fraction,
+        test_users=test_users,
+        columns={name: column for name, column in columns.items() if column is not None},
+        header_names=[c.strip() for c in header.split(",")] if header else None,
+        delimiter=sep,
+        event_type=event_type,
+        timestamp_unit=timestamp_unit,  # type: ignore[arg-type]
+        weighting=Weighting(
+            rating_threshold=rating_threshold,
+            min_user_interactions=min_user,
+            min_item_interactions=min_item,
+        ),
+        items=items,
+        **rest,
+    )
 
 
 def print_leaderboard(document: dict[str, object], output: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from penchant.data import Dataset
@@ -123,3 +125,24 @@ def topical(data: Dataset) -> Dataset:
     return data.with_item_texts(
         {str(item): topic_text(code) for code, item in enumerate(data.item_ids)}
     )
+
+
+def write_movielens(folder: Path, n_users: int = 80, n_items: int = 60, rng: int = 0) -> Path:
+    """A MovieLens-format folder (ratings.csv, movies.csv): users who like one of two genres
+    (even items Drama, odd Comedy) and, less, the other; the first items of each genre are
+    the popular ones."""
+    gen = np.random.default_rng(rng)
+    rows = ["userId,movieId,rating,timestamp"]
+    for user in range(n_users):
+        own = user % 2
+        for item in range(n_items):
+            rank = item // 2
+            liked = 0.6 if item % 2 == own else 0.15
+            if gen.random() < liked * (1.0 - rank / (n_items / 2)) + 0.02:
+                rows.append(f"{user + 1},{item + 1},4.0,{1_000_000 + 10 * user + item}")
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("\n".join(rows) + "\n")
+    movies = ["movieId,title,genres"]
+    movies += [f"{i + 1},Movie {i},{'Drama' if i % 2 == 0 else 'Comedy'}" for i in range(n_items)]
+    (folder / "movies.csv").write_text("\n".join(movies) + "\n")
+    return folder

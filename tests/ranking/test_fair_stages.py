@@ -3,7 +3,6 @@ they leave (pins), and a request's own strength."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -17,9 +16,10 @@ from penchant.ranking.catalog import ServingCatalog
 from penchant.ranking.fair_stages import Calibration, FairExposure, LongTail
 from penchant.ranking.pipeline import build_pipeline
 from penchant.ranking.query import Query, Serving
-from penchant.ranking.request import FilterSpec, RankingRequest
+from penchant.ranking.request import RankingRequest
 from penchant.ranking.stages import PIN, SCORE
 from penchant.schema import Item
+from penchant.testing.reranker_contract import query_for
 from penchant.types import Candidates
 
 # ten items, best first: i0..i5 of category a (providers p0), i6..i9 of b (provider p1)
@@ -48,20 +48,7 @@ def serving() -> Serving:
 
 
 def query(history: list[int], k: int = 4, **request: Any) -> Query:
-    return Query(
-        request=RankingRequest(user_id="u", k=k, **request),
-        surface="default",
-        now=datetime(2026, 1, 1, tzinfo=UTC),
-        user_code=-1,
-        history=np.array(history, np.int64),
-        session=np.zeros(0, np.int64),
-        purchased=np.zeros(0, np.int64),
-        dismissed=np.zeros(0, np.int64),
-        filters=FilterSpec(),
-        rules=[],
-        eligible=np.ones(len(ITEMS), bool),
-        seed=0,
-    )
+    return query_for(history, k, len(ITEMS), **request)
 
 
 def ranked(stage: Any, q: Query, pins: tuple[int, ...] = ()) -> list[int]:

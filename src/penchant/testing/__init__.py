@@ -2,7 +2,14 @@
 
 from penchant.testing.policy_contract import PolicyContract
 from penchant.testing.recommender_contract import RecommenderContract
+from penchant.testing.reranker_contract import RerankerContract
 from penchant.testing.state_contract import StateContract
 from penchant.testing.store_contract import StoreContract
 
-__all__ = ["PolicyContract", "RecommenderContract", "StateContract", "StoreContract"]
+__all__ = [
+    "PolicyContract",
+    "RecommenderContract",
+    "RerankerContract",
+    "StateContract",
+    "StoreContract",
+]

@@ -458,3 +458,35 @@ def test_bad_input_is_rejected_naming_the_argument(field: str, call: Callable[[]
     with pytest.raises(InvalidInput, match=field) as caught:
         call()
     assert caught.value.field == field
+
+
+def elliot_short_head(counts: npt.NDArray[np.int64], pop_ratio: float) -> set[int]:
+    """Elliot's `Popularity.get_short_head` (sisinflab/elliot,
+    elliot/evaluation/popularity_utils/popularity.py), restated: items by decreasing
+    popularity (a stable sort of item order), each appended to the head until the
+    appended popularity reaches `pop_ratio` of all transactions."""
+    ordered = sorted(enumerate(counts.tolist()), key=lambda pair: pair[1], reverse=True)
+    limit = float(counts.sum()) * pop_ratio
+    head: list[int] = []
+    for item, pop in ordered:
+        head.append(item)
+        limit -= pop
+        if limit <= 0:
+            break
+    return set(head)
+
+
+@pytest.mark.parametrize("pop_ratio", [0.5, 0.8, 0.95])
+def test_long_tail_share_is_elliots_aplt(pop_ratio: float) -> None:
+    """APLT as Elliot computes it: per user, the share of the list outside the short head,
+    then the mean over users."""
+    rng = np.random.default_rng(11)
+    counts = rng.zipf(1.6, size=60).clip(max=500).astype(np.int64)
+    counts[rng.random(60) < 0.1] = 0
+    recommended = random_lists(rng, 50, 60, 10)
+    head = elliot_short_head(counts, pop_ratio)
+    per_user = [
+        np.mean([i not in head for i in row if i >= 0]) for row in recommended if (row >= 0).any()
+    ]
+    ours = long_tail_share(recommended, 10, item_counts=counts, head_share=pop_ratio)
+    assert ours == pytest.approx(float(np.mean(per_user)), abs=1e-12)

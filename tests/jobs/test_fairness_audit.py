@@ -49,3 +49,20 @@ def test_the_audit_needs_categories_and_enough_candidates(tmp_path: Path) -> Non
     with pytest.raises(InvalidInput) as info:
         run_audit(options(folder))
     assert info.value.field == "items"
+
+
+def test_the_best_setting_cuts_popularity_most_within_the_accuracy_budget() -> None:
+    def row(name: str, strength: float, ndcg: float, arp: float) -> dict[str, object]:
+        return {"reranker": name, "strength": strength, "metrics": {"ndcg@10": ndcg, "arp": arp}}
+
+    rows = [
+        row("none", 0.0, 0.40, 100.0),
+        row("a", 0.5, 0.39, 75.0),  # -25% ARP for -2.5% NDCG: too small a cut
+        row("a", 0.9, 0.385, 68.0),  # -32% for -3.75%: qualifies
+        row("b", 0.5, 0.383, 60.0),  # -40% for -4.25%: qualifies, and cuts most
+        row("b", 0.9, 0.30, 20.0),  # -80% for -25%: over the budget
+    ]
+    best = best_setting(rows, 10)
+    assert best is not None and (best["reranker"], best["strength"]) == ("b", 0.5)
+    assert best["arp_cut"] == pytest.approx(0.4) and best["ndcg_loss"] == pytest.approx(0.0425)
+    assert best_setting(rows[:2], 10) is None

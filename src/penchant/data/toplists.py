@@ -12,6 +12,36 @@ PADDING = -1
 """The item code that fills a list shorter than K; it holds its rank and never counts."""
 
 
+def as_top_lists(recommended: Any) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The lists as an int64 `(users, K)` array, refusing another shape or dtype.
+
+    Raises:
+        InvalidInput: naming `recommended`.
+    """
+    rec = np.asarray(recommended)
+    if rec.ndim != 2 or rec.shape[1] == 0 or not np.issubdtype(rec.dtype, np.integer):
+        raise InvalidInput(
+            f"recommended must be a 2-D integer array (n_users, K >= 1), got "
+            f"shape {rec.shape} of {rec.dtype}",
+            field="recommended",
+        )
+    return rec.astype(np.int64, copy=False)
+
+
+def long_tail_items(counts: Any, head_share: float) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Per item, whether it is in the long tail: outside the head, the most popular items
+    that take `head_share` of all interactions. Items go by decreasing count (ties to the
+    lower code) and join the head while the counts before them sum to less than
+    `head_share` of the total, so the item that crosses the threshold is in the head (as
+    Elliot's `Popularity.get_short_head`)."""
+    values = np.asarray(counts, dtype=np.float64)
+    order = np.argsort(-values, kind="stable")
+    before = np.concatenate(([0.0], np.cumsum(values[order])[:-1]))
+    head = np.zeros(len(values), dtype=bool)
+    head[order] = before < head_share * values.sum()
+    return ~head
+
+
 def check_top_lists(rec: np.ndarray[Any, Any], n_items: int) -> None:
     """Refuse item codes outside 0..n_items-1 (other than `PADDING`) and an item twice in a row.
 

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from penchant.data.toplists import PADDING, check_top_lists
+from penchant.data.toplists import PADDING, as_top_lists, check_top_lists
 from penchant.errors import InvalidInput
 
 RANKING_METRICS = ("ndcg", "recall", "recall_norm", "precision", "map", "mrr", "hit_rate")
@@ -55,7 +55,7 @@ def ranking_metrics(
         InvalidInput: a bad shape or item code, a repeated item in a row, a cut-off out of
             range, or a user with no relevant item.
     """
-    rec = _recommendations(recommended)
+    rec = as_top_lists(recommended)
     n_users, depth = rec.shape
     cutoffs = _cutoffs(ks, depth)
     truth = _binary_rows(relevant, n_users)
@@ -127,7 +127,7 @@ def catalog_metrics(
             "item_counts must lie between 0 and n_users_train (distinct users per item)",
             field="item_counts",
         )
-    rec = _recommendations(recommended)
+    rec = as_top_lists(recommended)
     cutoffs = _cutoffs(ks, rec.shape[1])
     check_top_lists(rec, n_items)
     information = -np.log2(np.maximum(counts, 1.0) / n_users_train)
@@ -142,17 +142,6 @@ def catalog_metrics(
         out[f"gini@{k}"] = _gini(exposure)
         out[f"arp@{k}"] = _arp(top, shown, counts)
     return out
-
-
-def _recommendations(recommended: npt.ArrayLike) -> IntArray:
-    rec = np.asarray(recommended)
-    if rec.ndim != 2 or rec.shape[1] == 0 or not np.issubdtype(rec.dtype, np.integer):
-        raise InvalidInput(
-            f"recommended must be a 2-D integer array (n_users, K >= 1), got "
-            f"shape {rec.shape} of {rec.dtype}",
-            field="recommended",
-        )
-    return rec.astype(np.int64, copy=False)
 
 
 def _cutoffs(ks: Sequence[int], depth: int) -> list[int]:

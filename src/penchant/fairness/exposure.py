@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from penchant.data.toplists import long_tail_items
 from penchant.errors import InvalidInput
 from penchant.fairness.lists import (
     FloatArray,
@@ -78,11 +79,7 @@ def long_tail_share(
     if total == 0:
         raise InvalidInput("item_counts are all 0: no head to split off", field="item_counts")
     top, shown = top_k(recommended, k, counts.size)
-    order = np.argsort(-counts, kind="stable")
-    before = np.concatenate(([0.0], np.cumsum(counts[order])[:-1]))
-    head = np.zeros(counts.size, dtype=bool)
-    head[order] = before < head_share * total
-    tail = (shown & ~head[np.maximum(top, 0)]).sum(axis=1)
+    tail = (shown & long_tail_items(counts, head_share)[np.maximum(top, 0)]).sum(axis=1)
     n = shown.sum(axis=1)
     if not (n > 0).any():
         return float("nan")

@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from penchant.data.toplists import PADDING, check_top_lists
+from penchant.data.toplists import PADDING, as_top_lists, check_top_lists
 from penchant.errors import InvalidInput
 
 FloatArray = npt.NDArray[np.float64]
@@ -20,13 +20,7 @@ def is_numeric(array: npt.NDArray[np.generic]) -> bool:
 
 def top_k(recommended: npt.ArrayLike, k: int, n_items: int) -> tuple[IntArray, BoolArray]:
     """The validated top-k codes and which of them are items (not padding)."""
-    rec = np.asarray(recommended)
-    if rec.ndim != 2 or rec.shape[1] == 0 or not np.issubdtype(rec.dtype, np.integer):
-        raise InvalidInput(
-            f"recommended must be a 2-D integer array (n_users, K >= 1), got "
-            f"shape {rec.shape} of {rec.dtype}",
-            field="recommended",
-        )
+    rec = as_top_lists(recommended)
     depth = rec.shape[1]
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= depth:
         raise InvalidInput(f"k must be an integer in 1..{depth} (K), got {k!r}", field="k")

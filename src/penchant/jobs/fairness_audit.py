@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from penchant.data import Split, split
+from penchant.data.toplists import long_tail_items
 from penchant.errors import InvalidInput
 from penchant.evaluation.metrics import catalog_metrics, ranking_metrics
 from penchant.fairness import (
@@ -121,13 +122,9 @@ def _candidate_lists(options: AuditOptions) -> _Lists:
     history = the_split.history.matrix[users]
     codes = users if the_split.fold_in is None else np.full(len(users), -1, np.int64)
     ranked, scores = model.rank(codes, history, options.candidates)
-    counts = the_split.train.item_counts.astype(np.float64)
-    order = np.argsort(-counts, kind="stable")
-    before = np.concatenate(([0.0], np.cumsum(counts[order])[:-1]))
-    head = np.zeros(len(counts), dtype=bool)
-    head[order] = before < HEAD_SHARE * counts.sum()
+    tail = long_tail_items(the_split.train.item_counts, HEAD_SHARE)
     labels = sp.csr_matrix(data.item_categories, dtype=np.float64)
-    return _Lists(the_split, users, ranked, scores, sp.csr_matrix(history), labels, ~head)
+    return _Lists(the_split, users, ranked, scores, sp.csr_matrix(history), labels, tail)
 
 
 def _rerank(lists: _Lists, name: str, strength: float, k: int) -> np.ndarray[Any, Any]:
@@ -144,33 +141,23 @@ def _rerank(lists: _Lists, name: str, strength: float, k: int) -> np.ndarray[Any
     return out
 
 
-def _unit(scores: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    spread = float(scores.max() - scores.min())
-    return (scores - scores.min()) / spread if spread > 0 else np.ones(len(scores))
-
-
-def _shares(labels: sp.csr_matrix, codes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    rows = np.asarray(labels[codes].todense(), dtype=np.float64)
-    total = rows.sum(axis=1, keepdims=True)
-    out: np.ndarray[Any, Any] = np.divide(rows, total, out=np.zeros_like(rows), where=total > 0)
-    return out
-
-
 def _diversity(
     lists: _Lists, row: int, codes: Any, scores: Any, strength: float, k: int
 ) -> list[int]:
     dense = np.asarray(lists.labels[codes].todense() > 0, dtype=np.float64)
-    return mmr(_unit(scores), dense, min(k, len(codes)), strength)
+    return mmr(fair_rerank.unit_scale(scores), dense, min(k, len(codes)), strength)
 
 
 def _calibration(
     lists: _Lists, row: int, codes: Any, scores: Any, strength: float, k: int
 ) -> list[int]:
     held = lists.history[row].indices
-    target = _shares(lists.labels, held).sum(axis=0)
+    target = fair_rerank.label_shares(lists.labels, held).sum(axis=0)
     if target.sum() > 0:
         target = target / target.sum()
-    return fair_rerank.calibrated(scores, _shares(lists.labels, codes), target, k, strength)
+    return fair_rerank.calibrated(
+        scores, fair_rerank.label_shares(lists.labels, codes), target, k, strength
+    )
 
 
 def _long_tail(
@@ -185,7 +172,7 @@ def _fair_exposure(
     lists: _Lists, row: int, codes: Any, scores: Any, strength: float, k: int
 ) -> list[int]:
     groups = lists.tail[codes].astype(np.int64)  # 0: head, 1: tail
-    unit = _unit(scores) + 1e-12
+    unit = fair_rerank.unit_scale(scores) + 1e-12
     mass = np.bincount(groups, weights=unit, minlength=2)
     return fair_rerank.fair_exposure(scores, groups, mass / mass.sum(), k, strength)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from penchant.errors import InvalidInput
 
@@ -21,7 +22,16 @@ Rows = list[int]
 _TIE = 1e-9
 
 
-def _unit(relevance: Floats) -> Floats:
+def label_shares(labels: sp.csr_matrix, codes: np.ndarray[Any, Any]) -> Floats:
+    """Rows of a 0/1 label matrix as each item's share of each label (an item's labels
+    share one unit; an item without labels is all zero)."""
+    rows = np.asarray(labels[codes].todense(), dtype=np.float64)
+    total = rows.sum(axis=1, keepdims=True)
+    out: Floats = np.divide(rows, total, out=np.zeros_like(rows), where=total > 0)
+    return out
+
+
+def unit_scale(relevance: Floats) -> Floats:
     """Relevance mapped to [0, 1] (all equal: all 1)."""
     rel = np.asarray(relevance, dtype=np.float64)
     spread = float(rel.max() - rel.min()) if len(rel) else 0.0
@@ -63,7 +73,7 @@ def calibrated(
         The picked rows in order.
     """
     k = _check(relevance, k, strength)
-    rel = _unit(relevance)
+    rel = unit_scale(relevance)
     shares = np.asarray(label_shares, dtype=np.float64)
     p = np.asarray(target, dtype=np.float64)
     if shares.shape != (len(rel), len(p)):
@@ -124,7 +134,7 @@ def long_tail(
     k = _check(relevance, k, strength)
     if not 0.0 <= tail_affinity <= 1.0:
         raise InvalidInput("tail_affinity: must lie in [0, 1]", field="tail_affinity")
-    rel = _unit(relevance)
+    rel = unit_scale(relevance)
     is_tail = np.asarray(tail, dtype=bool)
     if is_tail.shape != rel.shape:
         raise InvalidInput("tail: one flag per candidate", field="tail")
@@ -174,7 +184,7 @@ def fair_exposure(
         The picked rows in order.
     """
     k = _check(relevance, k, strength)
-    rel = _unit(relevance)
+    rel = unit_scale(relevance)
     code = np.asarray(groups, dtype=np.int64)
     share = np.asarray(target, dtype=np.float64)
     if (

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from penchant.data.toplists import long_tail_items
 from penchant.errors import InvalidInput
 from penchant.ranking import fair_rerank
 from penchant.ranking.query import Query, Serving
@@ -28,15 +29,6 @@ def _strength(kind: RerankKind, configured: float, query: Query) -> float:
     if not 0.0 <= value <= 1.0:
         raise InvalidInput(f"rerank.{kind}: a strength in [0, 1]", field=f"rerank.{kind}")
     return float(value)
-
-
-def _shares(labels: sp.csr_matrix, codes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Rows of a 0/1 label matrix as each item's share of each label (an item's labels
-    share one unit; an item without labels is all zero)."""
-    rows = np.asarray(labels[codes].todense(), dtype=np.float64)
-    total = rows.sum(axis=1, keepdims=True)
-    out: np.ndarray[Any, Any] = np.divide(rows, total, out=np.zeros_like(rows), where=total > 0)
-    return out
 
 
 @dataclass
@@ -56,12 +48,12 @@ class Calibration:
         if len(head) < 2 or strength == 0 or not labels.shape[1] or not len(query.history):
             return candidates
         history = query.history[query.history < labels.shape[0]]
-        target = _shares(labels, history).sum(axis=0)
+        target = fair_rerank.label_shares(labels, history).sum(axis=0)
         if target.sum() <= 0:
             return candidates
         picked = fair_rerank.calibrated(
             candidates.column(SCORE)[head],
-            _shares(labels, candidates.items[head]),
+            fair_rerank.label_shares(labels, candidates.items[head]),
             target / target.sum(),
             min(len(head), query.k),
             strength,
@@ -105,13 +97,9 @@ class LongTail:
         key = f"tail:{self.model}:{self.head_share}"
         tail = serving.cache.get(key)
         if tail is None:
-            counts = np.asarray(serving.models[self.model].popularity_, dtype=np.float64)
-            order = np.argsort(-counts, kind="stable")
-            before = np.concatenate(([0.0], np.cumsum(counts[order])[:-1]))
-            in_head = np.zeros(len(counts), dtype=bool)
-            in_head[order] = before < self.head_share * counts.sum()
+            counts = serving.models[self.model].popularity_
             tail = np.ones(len(serving.catalog.ids), dtype=bool)
-            tail[: len(counts)] = ~in_head
+            tail[: len(counts)] = long_tail_items(counts, self.head_share)
             serving.cache[key] = tail
         return np.asarray(tail)
 

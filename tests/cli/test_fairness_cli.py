@@ -27,12 +27,14 @@ def test_the_audit_writes_its_rows_report_and_curves(tmp_path: Path) -> None:
         "diversity",
         "calibration",
         "long_tail",
+        "popularity_penalty",
         "fair_exposure",
     }
     for metric in ("arp", "ild", "miscalibration", "exposure_disparity"):
         assert (out / f"tradeoff-{metric}.png").stat().st_size > 1000
     report = (out / "audit.md").read_text()
     assert "Where the pipeline stands" in report and "head exposure" in report
+    assert "found by bisection" in report and "popularity_penalty (found)" in report
     assert "Report:" in done.output
 
 

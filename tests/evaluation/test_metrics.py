@@ -241,6 +241,31 @@ def brute_catalog(
     }
 
 
+def test_catalog_metrics_follow_recboles_definitions() -> None:
+    """Coverage, ARP and Gini as RecBole defines them (RUCAIBox/RecBole,
+    recbole/evaluator/metrics.py: `ItemCoverage`, `AveragePopularity`, `GiniIndex`), restated
+    on full lists (RecBole's have no padding): coverage is the distinct recommended items over
+    the catalog; ARP the per-user running mean of the training counts at depth k, averaged
+    over users; Gini sums (2 i - n - 1) x count over the recommended items only, sorted up
+    and given the top ranks n - m + 1..n of the n items (the unrecommended ones being zeros
+    below them), over n x the number of recommendations."""
+    rng = np.random.default_rng(11)
+    n_users, depth = 200, 20
+    recommended = np.stack([rng.choice(N_ITEMS, depth, replace=False) for _ in range(n_users)])
+    counts = rng.integers(0, 300, N_ITEMS)
+    out = catalog_metrics(recommended, KS, n_items=N_ITEMS, item_counts=counts, n_users_train=300)
+    running_pop = np.cumsum(counts[recommended], axis=1) / np.arange(1, depth + 1)
+    for k in KS:
+        top = recommended[:, :k]
+        assert out[f"coverage@{k}"] == pytest.approx(len(np.unique(top)) / N_ITEMS)
+        assert out[f"arp@{k}"] == pytest.approx(running_pop.mean(axis=0)[k - 1])
+        _, times = np.unique(top, return_counts=True)
+        times = np.sort(times)
+        ranks = np.arange(N_ITEMS - len(times) + 1, N_ITEMS + 1)
+        gini = np.sum((2 * ranks - N_ITEMS - 1) * times) / top.size / N_ITEMS
+        assert out[f"gini@{k}"] == pytest.approx(gini)
+
+
 def test_catalog_metrics_match_plain_loops() -> None:
     recommended, _ = random_case(seed=5, n_users=300)
     rng = np.random.default_rng(5)

@@ -1,14 +1,24 @@
-"""The greedy re-rankers for calibration, the long tail and fair exposure, by hand and
-against objectives computed here (KL with scipy)."""
+"""The re-rankers for calibration, the long tail, popularity and fair exposure, by hand and
+against objectives computed here (KL with scipy, every subset for the popularity penalty)."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import entropy
 
 from penchant.errors import InvalidInput
-from penchant.ranking.fair_rerank import calibrated, fair_exposure, long_tail
+from penchant.ranking.fair_rerank import (
+    calibrated,
+    fair_exposure,
+    long_tail,
+    popularity_penalty,
+    relative_to_top,
+)
 
 REL = np.array([1.0, 0.9, 0.8, 0.7])
 
@@ -20,6 +30,7 @@ def test_strength_zero_keeps_the_relevance_order() -> None:
     assert calibrated(shuffled, shares, np.array([0.5, 0.5]), 4, 0.0) == order
     assert long_tail(shuffled, np.array([1, 0, 1, 0], bool), 0.5, 4, 0.0) == order
     assert fair_exposure(shuffled, np.array([0, 1, 0, 1]), np.array([0.5, 0.5]), 4, 0.0) == order
+    assert popularity_penalty(shuffled, np.array([1.0, 0.0, 0.5, 0.2]), 4, 0.0) == order
 
 
 def test_calibration_mixes_the_labels_as_the_history_does() -> None:
@@ -84,6 +95,63 @@ def test_smooth_xquad_adds_more_tail_items_than_binary() -> None:
     assert smooth[:4] == [0, 10, 1, 11] and tail[smooth].sum() == 2
 
 
+def test_popularity_penalty_by_hand() -> None:
+    popularity = np.array([1.0, 0.0, 0.5, 0.1])
+    # relevance as a share of the top: 1, 0.9, 0.8, 0.7. Strength 0.3:
+    # 0.7 rel - 0.3 pop -> 0.4, 0.63, 0.41, 0.46: rows 1 and 3, shown by relevance
+    assert popularity_penalty(REL, popularity, 2, 0.3) == [1, 3]
+    # k 3 adds row 2 (0.41 beats 0.40), and the three are shown 1, 2, 3, not 1, 3, 2
+    assert popularity_penalty(REL, popularity, 3, 0.3) == [1, 2, 3]
+    # strength 0.2: 0.6, 0.72, 0.54, 0.54: the most popular item still earns its place
+    assert popularity_penalty(REL, popularity, 2, 0.2) == [0, 1]
+    # strength 1: popularity alone, least popular first, shown by relevance
+    assert popularity_penalty(REL, popularity, 2, 1.0) == [1, 3]
+    # the relevance's unit does not matter
+    assert popularity_penalty(REL * 40, popularity, 3, 0.3) == [1, 2, 3]
+
+
+def test_relevance_relative_to_the_top() -> None:
+    assert relative_to_top(np.array([4.0, 2.0, -1.0])) == pytest.approx([1.0, 0.5, -0.25])
+    # a top that is not positive: mapped to [0, 1]
+    assert relative_to_top(np.array([-1.0, -3.0])) == pytest.approx([1.0, 0.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0.01, 1.0), min_size=2, max_size=8),
+    st.lists(st.floats(0.0, 1.0), min_size=8, max_size=8),
+    st.integers(1, 4),
+    st.floats(0.0, 0.99),
+)
+def test_popularity_penalty_picks_the_best_set_in_relevance_order(
+    relevance: list[float], popularity: list[float], k: int, strength: float
+) -> None:
+    rel = np.array(relevance)
+    pop = np.array(popularity[: len(rel)])
+    picked = popularity_penalty(rel, pop, k, strength)
+    k = min(k, len(rel))
+    unit = rel / rel.max()
+
+    def objective(rows: tuple[int, ...]) -> float:
+        return float(((1 - strength) * unit[list(rows)] - strength * pop[list(rows)]).sum())
+
+    best = max(objective(rows) for rows in itertools.combinations(range(len(rel)), k))
+    assert len(set(picked)) == k
+    assert objective(tuple(picked)) == pytest.approx(best, abs=1e-6)
+    assert all(rel[a] >= rel[b] for a, b in itertools.pairwise(picked))
+
+
+def test_a_stronger_popularity_penalty_never_raises_the_mean_popularity() -> None:
+    rng = np.random.default_rng(5)
+    relevance, popularity = rng.random(60), rng.random(60) ** 3
+    means = [
+        popularity[popularity_penalty(relevance, popularity, 10, s)].mean()
+        for s in np.linspace(0, 1, 21)
+    ]
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(means))
+    assert means[-1] < means[0]
+
+
 def test_fair_exposure_pulls_the_short_group_up() -> None:
     relevance = np.array([1.0, 0.9, 0.8, 0.1, 0.05])
     groups = np.array([0, 0, 0, 1, 1])
@@ -115,3 +183,7 @@ def test_bad_knobs_are_refused_naming_the_field() -> None:
     with pytest.raises(InvalidInput) as info:
         calibrated(REL, np.ones((3, 2)), np.array([0.5, 0.5]), 2, 0.5)
     assert info.value.field == "label_shares"
+    for popularity in (np.ones(3), np.array([0.1, 0.2, 1.5, 0.0]), np.full(4, np.nan)):
+        with pytest.raises(InvalidInput) as info:
+            popularity_penalty(REL, popularity, 2, 0.5)
+        assert info.value.field == "popularity"

@@ -1,5 +1,5 @@
-"""The calibration, long-tail and fair-exposure stages in a pipeline: what they move, what
-they leave (pins), and a request's own strength."""
+"""The calibration, long-tail, popularity-penalty and fair-exposure stages in a pipeline:
+what they move, what they leave (pins), and a request's own strength."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from penchant.data import Dataset
 from penchant.errors import ConfigError, InvalidInput
 from penchant.models import create_model
 from penchant.ranking.catalog import ServingCatalog
-from penchant.ranking.fair_stages import Calibration, FairExposure, LongTail
+from penchant.ranking.fair_stages import Calibration, FairExposure, LongTail, PopularityPenalty
 from penchant.ranking.pipeline import build_pipeline
 from penchant.ranking.query import Query, Serving
 from penchant.ranking.request import RankingRequest
@@ -94,6 +94,18 @@ def test_long_tail_brings_tail_items_up() -> None:
     assert ranked(LongTail(strength=0.8), query([0, 3]))[:3] == [0, 3, 1]
 
 
+def test_popularity_penalty_lets_less_popular_items_in() -> None:
+    # popularity over the most popular item's: i0..i2 1, the rest 1/30. Strength 0.2:
+    # 0.8 x score - 0.2 x popularity -> i0 0.6, i1 0.52, i2 0.44, i3 0.553, i4 0.473: i2 gives
+    # way to i4, and the four are shown by score; the rest keeps its order after them
+    assert ranked(PopularityPenalty(strength=0.0), query([])) == list(range(10))
+    assert ranked(PopularityPenalty(strength=0.2), query([])) == [0, 1, 3, 4, 2, 5, 6, 7, 8, 9]
+    assert ranked(PopularityPenalty(strength=0.2), query([], rerank={"popularity_penalty": 0}))[
+        :4
+    ] == [0, 1, 2, 3]
+    assert ranked(PopularityPenalty(strength=0.6), query([]))[:4] == [3, 4, 5, 6]
+
+
 def test_fair_exposure_gives_the_other_provider_a_place_near_the_top() -> None:
     assert ranked(FairExposure(strength=0.0), query([]))[:4] == [0, 1, 2, 3]
     # equal shares: p1 owes most of position 2's exposure, and then of position 3's
@@ -110,12 +122,14 @@ def test_the_stages_are_configured_by_name_in_a_surface() -> None:
         {"stage": "score"},
         {"stage": "calibration", "by": "category", "strength": 0.5},
         {"stage": "long_tail", "strength": 0.2},
+        {"stage": "popularity_penalty", "strength": 0.4},
         {"stage": "fair_exposure", "by": "provider", "target": "equal"},
     ]
     pipeline = build_pipeline("fair", stages, ["popular"])
-    assert [name for name, _ in pipeline.stages][-3:] == [
+    assert [name for name, _ in pipeline.stages][-4:] == [
         "calibration",
         "long_tail",
+        "popularity_penalty",
         "fair_exposure",
     ]
     with pytest.raises(ConfigError):

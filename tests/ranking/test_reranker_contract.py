@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from penchant.ranking.fair_stages import Calibration, FairExposure, LongTail
+from penchant.ranking.fair_stages import Calibration, FairExposure, LongTail, PopularityPenalty
 from penchant.ranking.pipeline import Stage
 from penchant.ranking.rerank import Diversity
 from penchant.testing import RerankerContract
@@ -21,6 +21,11 @@ class TestCalibration(RerankerContract):
 class TestLongTail(RerankerContract):
     def make_stage(self, strength: float) -> Stage:
         return LongTail(strength=strength, head_share=0.5)
+
+
+class TestPopularityPenalty(RerankerContract):
+    def make_stage(self, strength: float) -> Stage:
+        return PopularityPenalty(strength=strength)
 
 
 class TestFairExposure(RerankerContract):

@@ -36,16 +36,20 @@ from penchant.models import create_model
 from penchant.ranking import fair_rerank
 from penchant.ranking.rerank import mmr
 
-RERANKERS = ("diversity", "calibration", "long_tail", "fair_exposure")
+RERANKERS = ("diversity", "calibration", "long_tail", "popularity_penalty", "fair_exposure")
 #: The strengths each re-ranker is swept over (MMR's strength is not bounded by 1).
 STRENGTHS: dict[str, tuple[float, ...]] = {
     "diversity": (0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
     "calibration": (0.1, 0.3, 0.5, 0.7, 0.9, 0.99),
     "long_tail": (0.1, 0.2, 0.3, 0.5, 0.7, 0.9),
+    "popularity_penalty": (0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.7),
     "fair_exposure": (0.1, 0.2, 0.3, 0.5, 0.7, 0.9),
 }
 #: The head of the catalog: the most popular items that take this share of all interactions.
 HEAD_SHARE = 0.8
+#: The cut in average recommendation popularity whose cheapest strength the audit finds for
+#: the popularity penalty (whose ARP falls as its strength grows), and the precision.
+ARP_TARGET, TARGET_PRECISION = 0.3, 1e-3
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class _Lists:
     history: sp.csr_matrix  # the test users' training items
     labels: sp.csr_matrix  # (items, categories), 0/1
     tail: np.ndarray[Any, Any]  # per item: in the long tail
+    popularity: np.ndarray[Any, Any]  # per item: its training interactions over the most's
 
 
 def run_audit(options: AuditOptions, console: Console | None = None) -> list[dict[str, Any]]:
@@ -98,7 +103,47 @@ def run_audit(options: AuditOptions, console: Console | None = None) -> list[dic
                 {"reranker": name, "strength": strength, "metrics": metrics, "groups": groups}
             )
             progress.advance(task)
+    if "popularity_penalty" in sweep:
+        found = _strength_for_arp_cut(lists, "popularity_penalty", ARP_TARGET, options.k)
+        if found is not None:
+            metrics, groups = _judge(
+                lists, _rerank(lists, "popularity_penalty", found, options.k), options.k
+            )
+            rows.append(
+                {
+                    "reranker": "popularity_penalty",
+                    "strength": found,
+                    "metrics": metrics,
+                    "groups": groups,
+                    "found_by": f"the least strength that cuts ARP by {ARP_TARGET:.0%}",
+                }
+            )
     return rows
+
+
+def _strength_for_arp_cut(lists: _Lists, name: str, cut: float, k: int) -> float | None:
+    """The least strength (to `TARGET_PRECISION`) at which re-ranker `name` cuts ARP by `cut`,
+    by bisection; None when even strength 1 does not. The re-ranker's ARP must fall as its
+    strength grows, as the popularity penalty's does (tests/ranking/test_fair_rerank.py)."""
+    train = lists.the_split.train
+
+    def arp(strength: float) -> float:
+        return catalog_metrics(
+            _rerank(lists, name, strength, k),
+            [k],
+            n_items=train.n_items,
+            item_counts=train.item_counts,
+            n_users_train=int(np.count_nonzero(train.user_counts)),
+        )[f"arp@{k}"]
+
+    goal = (1.0 - cut) * arp(0.0)
+    if arp(1.0) > goal:
+        return None
+    low, high = 0.0, 1.0
+    while high - low > TARGET_PRECISION:
+        middle = (low + high) / 2
+        low, high = (low, middle) if arp(middle) <= goal else (middle, high)
+    return round(high, 4)
 
 
 def _candidate_lists(options: AuditOptions) -> _Lists:
@@ -124,7 +169,11 @@ def _candidate_lists(options: AuditOptions) -> _Lists:
     ranked, scores = model.rank(codes, history, options.candidates)
     tail = long_tail_items(the_split.train.item_counts, HEAD_SHARE)
     labels = sp.csr_matrix(data.item_categories, dtype=np.float64)
-    return _Lists(the_split, users, ranked, scores, sp.csr_matrix(history), labels, tail)
+    counts = np.asarray(the_split.train.item_counts, dtype=np.float64)
+    popularity = counts / max(float(counts.max(initial=0.0)), 1.0)
+    return _Lists(
+        the_split, users, ranked, scores, sp.csr_matrix(history), labels, tail, popularity
+    )
 
 
 def _rerank(lists: _Lists, name: str, strength: float, k: int) -> np.ndarray[Any, Any]:
@@ -168,6 +217,12 @@ def _long_tail(
     return fair_rerank.long_tail(scores, lists.tail[codes], affinity, k, strength)
 
 
+def _popularity_penalty(
+    lists: _Lists, row: int, codes: Any, scores: Any, strength: float, k: int
+) -> list[int]:
+    return fair_rerank.popularity_penalty(scores, lists.popularity[codes], k, strength)
+
+
 def _fair_exposure(
     lists: _Lists, row: int, codes: Any, scores: Any, strength: float, k: int
 ) -> list[int]:
@@ -181,6 +236,7 @@ _PICKERS: dict[str, Callable[..., list[int]]] = {
     "diversity": _diversity,
     "calibration": _calibration,
     "long_tail": _long_tail,
+    "popularity_penalty": _popularity_penalty,
     "fair_exposure": _fair_exposure,
 }
 

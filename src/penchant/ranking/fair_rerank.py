@@ -1,10 +1,11 @@
-"""Greedy re-ranking for calibration, the long tail and fair exposure, over one list.
+"""Re-ranking for calibration, the long tail, popularity and fair exposure, over one list.
 
 Each function takes the candidates' relevance (higher is better, any scale: it is mapped to
-[0, 1] first) and what the objective needs about them, and returns the order in which the
-greedy picks `k` of them (row indices). `strength` is the one knob: 0 keeps the relevance
-order, 1 looks at the objective alone (ties broken by relevance). The serving stages in
-`penchant.ranking.rerank` and the offline audit (`penchant.fairness`) call the same code.
+[0, 1], or taken relative to the top candidate's, first) and what the objective needs about
+them, and returns the order in which it picks `k` of them (row indices). `strength` is the
+one knob: 0 keeps the relevance order, 1 looks at the objective alone (ties broken by
+relevance). The serving stages in `penchant.ranking.fair_stages` and the offline audit
+(`penchant.jobs.fairness_audit`) call the same code.
 """
 
 from __future__ import annotations
@@ -212,3 +213,48 @@ def fair_exposure(
             had[code[best]] += exposure
         given += exposure
     return picked
+
+
+def relative_to_top(relevance: Floats) -> Floats:
+    """Relevance as a share of the top candidate's (score / top score) when the top is
+    positive: free of the scores' unit and of how many candidates there are; otherwise
+    mapped to [0, 1] (`unit_scale`)."""
+    rel = np.asarray(relevance, dtype=np.float64)
+    top = float(rel.max()) if len(rel) else 0.0
+    return rel / top if top > 0 else unit_scale(rel)
+
+
+def popularity_penalty(relevance: Floats, popularity: Floats, k: int, strength: float) -> Rows:
+    """Popularity compensation: the k candidates with the most
+    (1 - strength) x relevance - strength x popularity, in their relevance order.
+
+    This is the Lagrangian of the average recommendation popularity (ARP): a list's ARP is
+    the mean of its items' popularity, linear in each, so penalizing popularity linearly
+    trades accuracy for ARP at one rate over the whole catalog. The most popular items
+    pay most, and an item of middling popularity gives way only to a nearly as relevant
+    one. The picked set is then shown in relevance order, the best order for any set, since
+    the penalty does not depend on the position.
+
+    Args:
+        relevance: (n,) the candidates' relevance, taken as a share of the top one's
+            (`relative_to_top`).
+        popularity: (n,) each candidate's popularity in [0, 1], e.g. its interactions over
+            the most popular item's.
+        k: how many to pick.
+        strength: the weight of the penalty, in [0, 1] (the penalty per unit of popularity
+            is strength / (1 - strength) units of the top candidate's relevance).
+
+    Returns:
+        The picked rows in order.
+    """
+    k = _check(relevance, k, strength)
+    rel = relative_to_top(relevance)
+    pop = np.asarray(popularity, dtype=np.float64)
+    if pop.shape != rel.shape:
+        raise InvalidInput("popularity: one value per candidate", field="popularity")
+    if len(pop) and (not np.isfinite(pop).all() or pop.min() < 0 or pop.max() > 1):
+        raise InvalidInput("popularity: values in [0, 1]", field="popularity")
+    value = (1.0 - strength) * rel - strength * pop + _TIE * rel
+    chosen = np.argsort(-value, kind="stable")[:k]
+    ordered = chosen[np.argsort(-rel[chosen], kind="stable")]
+    return [int(i) for i in ordered]

@@ -1,5 +1,6 @@
-"""Pipeline stages that re-rank the head of a list for calibration, the long tail and fair
-exposure (the algorithms are in `penchant.ranking.fair_rerank`); pins and buried rows stay.
+"""Pipeline stages that re-rank the head of a list for calibration, the long tail, popularity
+and fair exposure (the algorithms are in `penchant.ranking.fair_rerank`); pins and buried
+rows stay.
 
 Each stage has one knob, `strength` in [0, 1], set per surface in its config and overridden
 per request by `RankingRequest.rerank` (`{"calibration": 0.5}`: the stage kind, then its
@@ -8,6 +9,7 @@ strength), so that one surface can serve several trade-offs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,14 +96,68 @@ class LongTail:
     def _tail(self, serving: Serving) -> np.ndarray[Any, Any]:
         """Per catalog code: whether the item is in the long tail (items the models do not
         know are)."""
-        key = f"tail:{self.model}:{self.head_share}"
-        tail = serving.cache.get(key)
-        if tail is None:
-            counts = serving.models[self.model].popularity_
-            tail = np.ones(len(serving.catalog.ids), dtype=bool)
-            tail[: len(counts)] = long_tail_items(counts, self.head_share)
-            serving.cache[key] = tail
-        return np.asarray(tail)
+        return _per_item(
+            serving,
+            self.model,
+            f"tail:{self.model}:{self.head_share}",
+            lambda counts: long_tail_items(counts, self.head_share),
+            unknown=True,
+        )
+
+
+def _per_item(
+    serving: Serving,
+    model: str,
+    key: str,
+    derive: Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]],
+    *,
+    unknown: Any,
+) -> np.ndarray[Any, Any]:
+    """Per catalog code, a value `derive`d from `model`'s interaction counts (`unknown` for
+    items the model does not know), cached for the serving bundle under `key`."""
+    cached = serving.cache.get(key)
+    if cached is None:
+        counts = np.asarray(serving.models[model].popularity_, dtype=np.float64)
+        derived = np.asarray(derive(counts))
+        cached = np.full(len(serving.catalog.ids), unknown, dtype=derived.dtype)
+        cached[: len(counts)] = derived[: len(cached)]
+        serving.cache[key] = cached
+    return np.asarray(cached)
+
+
+@dataclass
+class PopularityPenalty:
+    """Popularity compensation: the `window` rows' top k by relevance (as a share of the top
+    row's) less `strength` x popularity, in relevance order; popularity is `model`'s count of
+    each item over its most popular item's (0 for items the model does not know)."""
+
+    model: str = "popular"
+    strength: float = 0.4
+    window: int = 100
+
+    def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
+        strength = _strength("popularity_penalty", self.strength, query)
+        head, free = head_rows(candidates, self.window)
+        if len(head) < 2 or strength == 0:
+            return candidates
+        popularity = self._popularity(serving)
+        picked = fair_rerank.popularity_penalty(
+            candidates.column(SCORE)[head],
+            popularity[candidates.items[head]],
+            min(len(head), query.k),
+            strength,
+        )
+        return reordered(candidates, head, free, picked)
+
+    def _popularity(self, serving: Serving) -> np.ndarray[Any, Any]:
+        """Per catalog code: the item's interactions over the most popular item's."""
+        return _per_item(
+            serving,
+            self.model,
+            f"popularity:{self.model}",
+            lambda counts: counts / max(float(counts.max(initial=0.0)), 1.0),
+            unknown=0.0,
+        )
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from penchant.errors import ConfigError
 from penchant.ranking.explain import Explain
-from penchant.ranking.fair_stages import Calibration, FairExposure, LongTail
+from penchant.ranking.fair_stages import Calibration, FairExposure, LongTail, PopularityPenalty
 from penchant.ranking.query import Query, Serving
 from penchant.ranking.request import FilterSpec, Rule
 from penchant.ranking.rerank import Diversity, Exploration
@@ -55,6 +55,7 @@ STAGES: dict[str, Callable[..., Stage]] = {
     "diversity": Diversity,
     "calibration": Calibration,
     "long_tail": LongTail,
+    "popularity_penalty": PopularityPenalty,
     "fair_exposure": FairExposure,
     "exploration": Exploration,
     "explain": Explain,

@@ -125,7 +125,7 @@ class RequestContext(BaseModel):
 
 
 #: The re-ranking stages whose strength a request may set.
-RerankKind = Literal["diversity", "calibration", "long_tail", "fair_exposure"]
+RerankKind = Literal["diversity", "calibration", "long_tail", "popularity_penalty", "fair_exposure"]
 
 
 class RankingRequest(BaseModel):

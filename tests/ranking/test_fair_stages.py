@@ -117,6 +117,32 @@ def test_fair_exposure_gives_the_other_provider_a_place_near_the_top() -> None:
         FairExposure(target="luck")
 
 
+def test_fair_exposure_can_follow_the_interactions_each_provider_earned() -> None:
+    # p0 (i0..i5) holds 93 of the 97 interactions, p1 (i6..i9) 4: p1 is owed 4% of the
+    # exposure, which the first four positions do not reach, so the list keeps its order
+    stage = FairExposure(strength=1.0, target="interactions")
+    assert ranked(stage, query([]))[:4] == [0, 1, 2, 3]
+    shares = stage._interaction_shares(serving(), serving().catalog.kind_labels("provider"))
+    assert shares == pytest.approx([93 / 97, 4 / 97])
+    # providers that earned alike get alike: i0..i2 of p0 and i3..i5 of p1, one
+    # interaction each. After i0 (exposure 1), p1 is owed half of 1.63 and gets position 2,
+    # and still owes (1.07 - 0.63) / 0.5 = 0.87 of position 3 against p0's 0.13; position 4
+    # goes back to p0
+    even = [*ITEMS[:3], *(Item(id=f"i{i}", categories=["a"], provider="p1") for i in (3, 4, 5))]
+    catalog = ServingCatalog.build([item.id for item in even], even)
+    data = Dataset.from_arrays(
+        [f"u{u}" for u in range(6)],
+        [item.id for item in even],
+        users=np.arange(6),
+        items=np.arange(6),
+        first_ts=np.arange(6, dtype=np.int64),
+    )
+    alike = Serving("v", {"popular": create_model("popular").fit(data)}, catalog)
+    columns = {SCORE: SCORES[:6].copy(), PIN: np.zeros(6, np.float32)}
+    out = stage(Candidates(np.arange(6, dtype=np.int64), columns), query([]), alike)
+    assert [int(c) for c in out.items][:4] == [0, 3, 4, 1]
+
+
 def test_the_stages_are_configured_by_name_in_a_surface() -> None:
     stages = [
         {"stage": "score"},

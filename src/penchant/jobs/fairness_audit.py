@@ -5,7 +5,9 @@ The data is read and split as `penchant evaluate` reads and splits it. The model
 top `candidates` unseen items for every test user; each re-ranker of
 `penchant.ranking.fair_rerank` (and the `diversity` stage's maximal marginal relevance)
 reorders them at each strength, and the top k is judged. The row with re-ranker `none` is
-the model's own list.
+the model's own list. The item groups are the head and the long tail: the exposure
+re-ranker aims each at its share of the training interactions (its `interactions` target),
+and the exposure tables set each group's exposure against its share of the test relevance.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ STRENGTHS: dict[str, tuple[float, ...]] = {
     "calibration": (0.1, 0.3, 0.5, 0.7, 0.9, 0.99),
     "long_tail": (0.1, 0.2, 0.3, 0.5, 0.7, 0.9),
     "popularity_penalty": (0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.7),
-    "fair_exposure": (0.1, 0.2, 0.3, 0.5, 0.7, 0.9),
+    "fair_exposure": (0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.7, 0.9),
 }
 #: The head of the catalog: the most popular items that take this share of all interactions.
 HEAD_SHARE = 0.8
@@ -76,6 +78,7 @@ class _Lists:
     labels: sp.csr_matrix  # (items, categories), 0/1
     tail: np.ndarray[Any, Any]  # per item: in the long tail
     popularity: np.ndarray[Any, Any]  # per item: its training interactions over the most's
+    earned: np.ndarray[Any, Any]  # head's and tail's shares of the training interactions
 
 
 def run_audit(options: AuditOptions, console: Console | None = None) -> list[dict[str, Any]]:
@@ -171,8 +174,10 @@ def _candidate_lists(options: AuditOptions) -> _Lists:
     labels = sp.csr_matrix(data.item_categories, dtype=np.float64)
     counts = np.asarray(the_split.train.item_counts, dtype=np.float64)
     popularity = counts / max(float(counts.max(initial=0.0)), 1.0)
+    by_group = np.bincount(tail.astype(np.int64), weights=counts, minlength=2)
+    earned = by_group / max(float(by_group.sum()), 1.0)
     return _Lists(
-        the_split, users, ranked, scores, sp.csr_matrix(history), labels, tail, popularity
+        the_split, users, ranked, scores, sp.csr_matrix(history), labels, tail, popularity, earned
     )
 
 
@@ -227,9 +232,7 @@ def _fair_exposure(
     lists: _Lists, row: int, codes: Any, scores: Any, strength: float, k: int
 ) -> list[int]:
     groups = lists.tail[codes].astype(np.int64)  # 0: head, 1: tail
-    unit = fair_rerank.unit_scale(scores) + 1e-12
-    mass = np.bincount(groups, weights=unit, minlength=2)
-    return fair_rerank.fair_exposure(scores, groups, mass / mass.sum(), k, strength)
+    return fair_rerank.fair_exposure(scores, groups, lists.earned, k, strength)
 
 
 _PICKERS: dict[str, Callable[..., list[int]]] = {

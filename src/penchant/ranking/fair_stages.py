@@ -163,17 +163,21 @@ class PopularityPenalty:
 @dataclass
 class FairExposure:
     """Exposure towards a target per group of `by` labels (provider, by default): the target
-    is each group's share of the relevance in the window (`target = "relevance"`) or an
-    equal share for each group there (`"equal"`); an item's group is its first label."""
+    is each group's share of the relevance in the window (`target = "relevance"`), an equal
+    share for each group there (`"equal"`), or the group's share of all the interactions
+    `model` counted (`"interactions"`: exposure in proportion to the engagement a group has
+    earned across the catalog, which the window's relevance, coming from a model that
+    favours popular groups, does not give); an item's group is its first label."""
 
     by: str = "provider"
     strength: float = 0.5
     target: str = "relevance"
+    model: str = "popular"
     window: int = 100
 
     def __post_init__(self) -> None:
-        if self.target not in ("relevance", "equal"):
-            raise InvalidInput("target: relevance or equal", field="target")
+        if self.target not in TARGETS:
+            raise InvalidInput(f"target: one of {', '.join(TARGETS)}", field="target")
 
     def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
         strength = _strength("fair_exposure", self.strength, query)
@@ -181,19 +185,52 @@ class FairExposure:
         labels = serving.catalog.kind_labels(self.by)
         if len(head) < 2 or strength == 0 or not labels.shape[1]:
             return candidates
-        rows = sp.csr_matrix(labels[candidates.items[head]])
-        has = np.diff(rows.indptr) > 0
-        first = np.full(len(head), -1, dtype=np.int64)
-        first[has] = rows.indices[rows.indptr[:-1][has]]
+        first = _first_labels(serving, self.by)[candidates.items[head]]
+        has = first >= 0
         present, groups = np.unique(first[has], return_inverse=True)
         code = np.full(len(head), -1, dtype=np.int64)
         code[has] = groups
         score = candidates.column(SCORE)[head].astype(np.float64)
         if self.target == "equal":
             share = np.full(len(present), 1.0 / max(len(present), 1))
+        elif self.target == "interactions":
+            share = self._interaction_shares(serving, labels)[present]
         else:
             unit = score - score.min() + 1e-12
             mass = np.bincount(code[has], weights=unit[has], minlength=len(present))
             share = mass / mass.sum()
         picked = fair_rerank.fair_exposure(score, code, share, min(len(head), query.k), strength)
         return reordered(candidates, head, free, picked)
+
+    def _interaction_shares(self, serving: Serving, labels: sp.csr_matrix) -> Any:
+        """Per label of `by`: its items' share of all of `model`'s interactions, each item
+        counted under its first label."""
+        key = f"interaction_shares:{self.model}:{self.by}"
+        shares = serving.cache.get(key)
+        if shares is None:
+            counts = _per_item(
+                serving, self.model, f"counts:{self.model}", lambda c: c, unknown=0.0
+            )
+            first = _first_labels(serving, self.by)
+            has = first >= 0
+            mass = np.bincount(first[has], weights=counts[has], minlength=labels.shape[1])
+            shares = mass / mass.sum() if mass.sum() > 0 else mass
+            serving.cache[key] = shares
+        return shares
+
+
+#: What `FairExposure` aims each group's share of exposure at.
+TARGETS = ("relevance", "equal", "interactions")
+
+
+def _first_labels(serving: Serving, by: str) -> np.ndarray[Any, Any]:
+    """Per catalog code: the column of the item's first `by` label, or -1 for none."""
+    key = f"first_label:{by}"
+    first = serving.cache.get(key)
+    if first is None:
+        rows = serving.catalog.kind_labels(by)
+        has = np.diff(rows.indptr) > 0
+        first = np.full(rows.shape[0], -1, dtype=np.int64)
+        first[has] = rows.indices[rows.indptr[:-1][has]]
+        serving.cache[key] = first
+    return np.asarray(first)

@@ -245,7 +245,9 @@ def miscalibration_per_user(
     owners = np.repeat(np.arange(n_users), np.diff(p.indptr))
     q_at = np.asarray(q[owners, p.indices]).ravel()
     mixed = (1.0 - alpha) * q_at + alpha * p.data
-    with np.errstate(divide="ignore"):
+    # q~ = 0 (alpha 0, a label of the history missing from the list), or a q~ so small that
+    # p / q~ overflows: the divergence is infinite, as the definition says
+    with np.errstate(divide="ignore", over="ignore"):
         terms = p.data * np.log(p.data / mixed)
     # Rounding can leave a hair below zero where p equals q~.
     out = np.maximum(np.bincount(owners, weights=terms, minlength=n_users), 0.0)

@@ -160,3 +160,13 @@ def test_the_stages_are_configured_by_name_in_a_surface() -> None:
     ]
     with pytest.raises(ConfigError):
         build_pipeline("bad", [{"stage": "calibration", "nope": 1}], ["popular"])
+
+
+def test_fair_exposure_needs_the_popularity_model_only_for_the_interactions_target() -> None:
+    for target in ("relevance", "equal"):
+        stages = [{"stage": "score"}, {"stage": "fair_exposure", "target": target}]
+        build_pipeline("fair", stages, ["ials"])
+    with pytest.raises(ConfigError) as info:
+        stages = [{"stage": "score"}, {"stage": "fair_exposure", "target": "interactions"}]
+        build_pipeline("fair", stages, ["ials"])
+    assert "popular" in str(info.value)

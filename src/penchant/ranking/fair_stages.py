@@ -172,12 +172,14 @@ class FairExposure:
     by: str = "provider"
     strength: float = 0.5
     target: str = "relevance"
-    model: str = "popular"
+    model: str | None = None  # the interactions' model: "popular" for that target, else none
     window: int = 100
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise InvalidInput(f"target: one of {', '.join(TARGETS)}", field="target")
+        if self.target == "interactions" and self.model is None:
+            self.model = "popular"
 
     def __call__(self, candidates: Candidates, query: Query, serving: Serving) -> Candidates:
         strength = _strength("fair_exposure", self.strength, query)
@@ -205,12 +207,11 @@ class FairExposure:
     def _interaction_shares(self, serving: Serving, labels: sp.csr_matrix) -> Any:
         """Per label of `by`: its items' share of all of `model`'s interactions, each item
         counted under its first label."""
-        key = f"interaction_shares:{self.model}:{self.by}"
+        model = self.model or "popular"
+        key = f"interaction_shares:{model}:{self.by}"
         shares = serving.cache.get(key)
         if shares is None:
-            counts = _per_item(
-                serving, self.model, f"counts:{self.model}", lambda c: c, unknown=0.0
-            )
+            counts = _per_item(serving, model, f"counts:{model}", lambda c: c, unknown=0.0)
             first = _first_labels(serving, self.by)
             has = first >= 0
             mass = np.bincount(first[has], weights=counts[has], minlength=labels.shape[1])

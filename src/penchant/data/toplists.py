@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from penchant.errors import InvalidInput
 
@@ -58,3 +59,28 @@ def check_top_lists(rec: np.ndarray[Any, Any], n_items: int) -> None:
     if repeated.any():
         row = int(np.flatnonzero(repeated.any(axis=1))[0])
         raise InvalidInput(f"recommended row {row} holds an item twice", field="recommended")
+
+
+def binary_rows(matrix: sp.spmatrix | sp.sparray, name: str) -> sp.csr_matrix:
+    """A per-person sparse matrix beside top lists (relevant items, histories, labels) as a
+    CSR copy whose stored entries are the original nonzeros, each set to 1, each row's
+    columns sorted.
+
+    Raises:
+        InvalidInput: naming `name`, when it is not a 2-D sparse matrix.
+    """
+    if not sp.issparse(matrix) or len(matrix.shape) != 2:
+        raise InvalidInput(f"{name} must be a 2-D scipy.sparse matrix", field=name)
+    out = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    out.sum_duplicates()
+    out.eliminate_zeros()
+    out.data[:] = 1.0
+    return out
+
+
+def check_rows(matrix: sp.csr_matrix, n_users: int, name: str) -> None:
+    """Refuse (naming `name`) a matrix without one row per list."""
+    if matrix.shape[0] != n_users:
+        raise InvalidInput(
+            f"{name} has {matrix.shape[0]} rows but recommended has {n_users}", field=name
+        )

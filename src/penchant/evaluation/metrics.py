@@ -8,7 +8,13 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from penchant.data.toplists import PADDING, as_top_lists, check_top_lists
+from penchant.data.toplists import (
+    PADDING,
+    as_top_lists,
+    binary_rows,
+    check_rows,
+    check_top_lists,
+)
 from penchant.errors import InvalidInput
 
 RANKING_METRICS = ("ndcg", "recall", "recall_norm", "precision", "map", "mrr", "hit_rate")
@@ -58,7 +64,8 @@ def ranking_metrics(
     rec = as_top_lists(recommended)
     n_users, depth = rec.shape
     cutoffs = _cutoffs(ks, depth)
-    truth = _binary_rows(relevant, n_users)
+    truth = binary_rows(relevant, "relevant")  # sorted columns, which _hits relies on
+    check_rows(truth, n_users, "relevant")
     check_top_lists(rec, truth.shape[1])
     n_rel = np.diff(truth.indptr).astype(np.int64)
     empty = np.flatnonzero(n_rel == 0)
@@ -154,20 +161,6 @@ def _cutoffs(ks: Sequence[int], depth: int) -> list[int]:
         if int(k) not in cutoffs:
             cutoffs.append(int(k))
     return cutoffs
-
-
-def _binary_rows(relevant: sp.spmatrix | sp.sparray, n_users: int) -> sp.csr_matrix:
-    if not sp.issparse(relevant) or len(relevant.shape) != 2:
-        raise InvalidInput("relevant must be a 2-D scipy.sparse matrix", field="relevant")
-    truth = sp.csr_matrix(relevant, copy=True)
-    truth.sum_duplicates()  # also sorts each row's columns, which _hits relies on
-    truth.eliminate_zeros()
-    if truth.shape[0] != n_users:
-        raise InvalidInput(
-            f"relevant has {truth.shape[0]} rows but recommended has {n_users}",
-            field="relevant",
-        )
-    return truth
 
 
 def _hits(

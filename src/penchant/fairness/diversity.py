@@ -8,14 +8,12 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from penchant.data.toplists import PADDING
+from penchant.data.toplists import PADDING, binary_rows, check_rows
 from penchant.errors import InvalidInput
 from penchant.fairness.lists import (
     BoolArray,
     FloatArray,
     IntArray,
-    binary_rows,
-    check_rows,
     is_numeric,
     top_k,
 )

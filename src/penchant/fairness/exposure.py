@@ -9,13 +9,11 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from penchant.data.toplists import long_tail_items
+from penchant.data.toplists import binary_rows, check_rows, long_tail_items
 from penchant.errors import InvalidInput
 from penchant.fairness.lists import (
     FloatArray,
     IntArray,
-    binary_rows,
-    check_rows,
     is_numeric,
     top_k,
 )

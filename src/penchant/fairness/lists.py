@@ -1,10 +1,9 @@
-"""Checked inputs of the fairness metrics: top-k lists, sparse 0/1 matrices, their rows."""
+"""Checked inputs of the fairness metrics: top-k lists at a cut-off, numeric arrays."""
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from penchant.data.toplists import PADDING, as_top_lists, check_top_lists
 from penchant.errors import InvalidInput
@@ -27,21 +26,3 @@ def top_k(recommended: npt.ArrayLike, k: int, n_items: int) -> tuple[IntArray, B
     top = rec[:, : int(k)].astype(np.int64)
     check_top_lists(top, n_items)
     return top, top != PADDING
-
-
-def binary_rows(matrix: sp.spmatrix | sp.sparray, name: str) -> sp.csr_matrix:
-    """A CSR copy whose stored entries are the original nonzeros, each set to 1."""
-    if not sp.issparse(matrix) or len(matrix.shape) != 2:
-        raise InvalidInput(f"{name} must be a 2-D scipy.sparse matrix", field=name)
-    out = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
-    out.sum_duplicates()
-    out.eliminate_zeros()
-    out.data[:] = 1.0
-    return out
-
-
-def check_rows(matrix: sp.csr_matrix, n_users: int, name: str) -> None:
-    if matrix.shape[0] != n_users:
-        raise InvalidInput(
-            f"{name} has {matrix.shape[0]} rows but recommended has {n_users}", field=name
-        )

@@ -45,3 +45,15 @@ def test_a_dataset_without_categories_fails_in_one_line(tmp_path: Path) -> None:
     done = runner.invoke(app, [*args, "-o", str(tmp_path / "audit")])
     assert done.exit_code == 1
     assert "categories" in done.output and "Traceback" not in done.output
+
+
+def test_it_takes_evaluates_data_options(tmp_path: Path) -> None:
+    folder = movielens(tmp_path / "ml")
+    args = ["fairness", "audit", "--dataset", str(folder), "--format", "movielens"]
+    done = runner.invoke(app, [*args, "--timestamp-unit", "fortnights", "-o", str(tmp_path / "a")])
+    assert done.exit_code != 0 and "--timestamp-unit" in done.output
+    assert "Traceback" not in done.output
+    # every user dropped by --min-user: refused in one line, nothing written
+    done = runner.invoke(app, [*args, "--min-user", "100000", "-o", str(tmp_path / "b")])
+    assert done.exit_code != 0 and "Traceback" not in done.output, done.output
+    assert not (tmp_path / "b" / "audit.json").exists()

@@ -54,6 +54,19 @@ SepOption = Annotated[str | None, typer.Option(help="Field separator, e.g. ',' o
 RatingThreshold = Annotated[
     float | None, typer.Option(help="Ratings below this are not interactions.")
 ]
+TestUsers = Annotated[float, typer.Option(help="strong: share of users held out.")]
+HeaderColumns = Annotated[
+    str | None,
+    typer.Option(help="Names of the columns of a file without a header, comma-separated."),
+]
+EventTypeOption = Annotated[
+    str | None, typer.Option("--type", help="Event type of every row (default: rating).")
+]
+TimestampUnitOption = Annotated[
+    str | None, typer.Option(help="s, ms, us, ns or iso (default: guessed).")
+]
+MinUser = Annotated[int, typer.Option(help="Drop users with fewer items.")]
+MinItem = Annotated[int, typer.Option(help="Drop items with fewer users.")]
 
 
 def evaluate(
@@ -76,7 +89,7 @@ def evaluate(
     k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "10,20,50",
     seed: Annotated[int, typer.Option(help="Seed of the split, the models and tuning.")] = 0,
     test_fraction: TestFraction = None,
-    test_users: Annotated[float, typer.Option(help="strong: share of users held out.")] = 0.1,
+    test_users: TestUsers = 0.1,
     trials: Annotated[int, typer.Option(help="auto: tuning trials per model.")] = 20,
     auto_models: Annotated[
         str | None,
@@ -91,16 +104,9 @@ def evaluate(
     value_col: ValueCol = None,
     time_col: TimeCol = None,
     sep: SepOption = None,
-    columns: Annotated[
-        str | None,
-        typer.Option(help="Names of the columns of a file without a header, comma-separated."),
-    ] = None,
-    event_type: Annotated[
-        str | None, typer.Option("--type", help="Event type of every row (default: rating).")
-    ] = None,
-    timestamp_unit: Annotated[
-        str | None, typer.Option(help="s, ms, us, ns or iso (default: guessed).")
-    ] = None,
+    columns: HeaderColumns = None,
+    event_type: EventTypeOption = None,
+    timestamp_unit: TimestampUnitOption = None,
     rating_threshold: RatingThreshold = None,
     recency_half_life: Annotated[
         float | None,
@@ -109,8 +115,8 @@ def evaluate(
             "(auto chooses its own)."
         ),
     ] = None,
-    min_user: Annotated[int, typer.Option(help="Drop users with fewer items.")] = 1,
-    min_item: Annotated[int, typer.Option(help="Drop items with fewer users.")] = 1,
+    min_user: MinUser = 1,
+    min_item: MinItem = 1,
     items: Annotated[
         Path | None,
         typer.Option(

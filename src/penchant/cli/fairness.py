@@ -9,13 +9,19 @@ import typer
 
 from penchant.cli.common import Json, err, out, print_json
 from penchant.cli.evaluate import (
+    EventTypeOption,
     FormatOption,
+    HeaderColumns,
     ItemCol,
+    MinItem,
+    MinUser,
     ProtocolOption,
     RatingThreshold,
     SepOption,
     TestFraction,
+    TestUsers,
     TimeCol,
+    TimestampUnitOption,
     UserCol,
     ValueCol,
     data_options,
@@ -44,12 +50,18 @@ def audit(
     ] = 500,
     seed: Annotated[int, typer.Option(help="Seed of the split and the model.")] = 0,
     test_fraction: TestFraction = None,
+    test_users: TestUsers = 0.1,
     user_col: UserCol = None,
     item_col: ItemCol = None,
     value_col: ValueCol = None,
     time_col: TimeCol = None,
     sep: SepOption = None,
+    columns: HeaderColumns = None,
+    event_type: EventTypeOption = None,
+    timestamp_unit: TimestampUnitOption = None,
     rating_threshold: RatingThreshold = None,
+    min_user: MinUser = 1,
+    min_item: MinItem = 1,
     items: Annotated[
         Path | None,
         typer.Option(
@@ -61,8 +73,9 @@ def audit(
     ] = None,
     json: Json = False,
 ) -> None:
-    """Re-rank a model's lists with each re-ranker (diversity, calibration, long tail, fair
-    exposure) at each strength; write audit.json, audit.md and trade-off plots."""
+    """Re-rank a model's lists with each re-ranker (diversity, calibration, long tail,
+    popularity penalty, fair exposure) at each strength; write audit.json, audit.md and
+    trade-off plots. The data options are `penchant evaluate`'s."""
     data = data_options(
         dataset=dataset,
         output=output,
@@ -70,15 +83,15 @@ def audit(
         protocol=protocol,
         seed=seed,
         test_fraction=test_fraction,
-        test_users=0.1,
+        test_users=test_users,
         columns={"user": user_col, "item": item_col, "value": value_col, "timestamp": time_col},
-        header=None,
+        header=columns,
         sep=sep,
-        event_type=None,
-        timestamp_unit=None,
+        event_type=event_type,
+        timestamp_unit=timestamp_unit,
         rating_threshold=rating_threshold,
-        min_user=1,
-        min_item=1,
+        min_user=min_user,
+        min_item=min_item,
         items=items,
         models=(model,),
     )

@@ -107,7 +107,8 @@ def run_audit(options: AuditOptions, console: Console | None = None) -> list[dic
             )
             progress.advance(task)
     if "popularity_penalty" in sweep:
-        found = _strength_for_arp_cut(lists, "popularity_penalty", ARP_TARGET, options.k)
+        base_arp = rows[0]["metrics"]["arp"]
+        found = _strength_for_arp_cut(lists, "popularity_penalty", base_arp, options.k)
         if found is not None:
             metrics, groups = _judge(
                 lists, _rerank(lists, "popularity_penalty", found, options.k), options.k
@@ -124,10 +125,11 @@ def run_audit(options: AuditOptions, console: Console | None = None) -> list[dic
     return rows
 
 
-def _strength_for_arp_cut(lists: _Lists, name: str, cut: float, k: int) -> float | None:
-    """The least strength (to `TARGET_PRECISION`) at which re-ranker `name` cuts ARP by `cut`,
-    by bisection; None when even strength 1 does not. The re-ranker's ARP must fall as its
-    strength grows, as the popularity penalty's does (tests/ranking/test_fair_rerank.py)."""
+def _strength_for_arp_cut(lists: _Lists, name: str, base_arp: float, k: int) -> float | None:
+    """The least strength (to `TARGET_PRECISION`) at which re-ranker `name` cuts the lists'
+    ARP (`base_arp` without re-ranking) by `ARP_TARGET`, by bisection; None when even
+    strength 1 does not. The re-ranker's ARP must fall as its strength grows, as the
+    popularity penalty's does (tests/ranking/test_fair_rerank.py)."""
     train = lists.the_split.train
 
     def arp(strength: float) -> float:
@@ -139,7 +141,7 @@ def _strength_for_arp_cut(lists: _Lists, name: str, cut: float, k: int) -> float
             n_users_train=int(np.count_nonzero(train.user_counts)),
         )[f"arp@{k}"]
 
-    goal = (1.0 - cut) * arp(0.0)
+    goal = (1.0 - ARP_TARGET) * base_arp
     if arp(1.0) > goal:
         return None
     low, high = 0.0, 1.0
